@@ -1,0 +1,42 @@
+"""YAML front matter of a README: ``---`` block first, markdown body after."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)",
+                           re.DOTALL | re.MULTILINE)
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that keeps timestamps as they are written when they are not plain dates,
+    so ``2020-01-01`` becomes a date and odd strings stay strings."""
+
+
+def parse_readme(text: str | None) -> tuple[dict[str, Any], str, str | None]:
+    """Split a README into (front matter, body, problem).
+
+    Never raises: broken YAML gives an empty mapping, the whole text as body and a problem
+    message, so the project still becomes an item.
+    """
+    if not text:
+        return {}, "", None
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, text.strip(), None
+    body = text[match.end():].strip()
+    try:
+        data = yaml.load(match.group(1), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 2})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return {}, body, f"README front matter is not valid YAML{where}: {problem}"
+    if data is None:
+        return {}, body, None
+    if not isinstance(data, dict):
+        return {}, body, f"README front matter is a {type(data).__name__}, not a mapping"
+    return {str(k): v for k, v in data.items()}, body, None

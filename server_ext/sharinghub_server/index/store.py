@@ -1,0 +1,91 @@
+"""The index store interface. SQLite is the embedded default; a PostgreSQL store can follow
+behind the same interface.
+
+The store holds two things:
+
+* **items**: STAC Item dicts (JSON-ready), each with ``collection`` set. One project can give
+  several items (one per collection it belongs to); items are grouped by ``(source, project)``.
+* **project states**: whatever the crawler wants to remember about a project between crawls
+  (its :class:`~sharinghub_server.sources.records.ProjectRecord` JSON, fingerprints).
+
+Writes are transactional: :meth:`IndexStore.apply` replaces the items of many projects and
+deletes others in one transaction, so readers never see half a crawl.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from .query import Page, Query
+
+
+@dataclass
+class ProjectUpdate:
+    """Replace everything the index holds for one project of one source."""
+
+    project: str  # the project id (its full path; the item id)
+    state: dict[str, Any]  # opaque crawler state, stored as JSON
+    items: list[dict] = field(default_factory=list)  # the project's items, one per collection
+
+
+@dataclass
+class CollectionSummary:
+    count: int
+    bbox: tuple[float, float, float, float] | None  # union of item bboxes, None if none has one
+    start: str | None  # earliest start_datetime/datetime (ISO 8601), None if no item
+    end: str | None  # latest end_datetime/datetime
+
+
+class IndexStore(abc.ABC):
+    """Persistent, transactional catalog index."""
+
+    @abc.abstractmethod
+    def project_states(self, source: str) -> dict[str, dict[str, Any]]:
+        """project id -> state, for every project of ``source`` in the index."""
+
+    @abc.abstractmethod
+    def apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str]) -> None:
+        """In one transaction: replace the items and state of each updated project, and remove
+        the items and state of each project id in ``deletions`` (for this source only)."""
+
+    @abc.abstractmethod
+    def get_item(self, collection: str, item_id: str) -> dict | None: ...
+
+    @abc.abstractmethod
+    def search(self, query: Query) -> Page:
+        """Items matching ``query``; raises QueryError for what cannot be answered."""
+
+    @abc.abstractmethod
+    def collections(self) -> dict[str, CollectionSummary]:
+        """Per collection id present in the index: count and extents computed from its items."""
+
+    @abc.abstractmethod
+    def queryables(self, collection: str | None = None) -> dict[str, str]:
+        """Property name -> JSON type ("string", "number", "integer", "boolean", "array",
+        "object") of the properties items hold (of one collection, or all)."""
+
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> Any | None:
+        """A JSON value stored under ``key`` (crawl status and the like)."""
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: Any) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional for stores holding no resources
+        """Release connections."""
+
+
+def open_store(url: str) -> IndexStore:
+    """Open the store an ``index_url`` names: ``sqlite:///path`` (or a plain path)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        raise NotImplementedError("the PostgreSQL index store is not built yet; use sqlite:///")
+    from .sqlite import SQLiteStore
+
+    path = url
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://"):]  # sqlite:///abs/path -> /abs/path
+        if path.startswith("//"):
+            path = path[1:]  # SQLAlchemy's sqlite:////abs/path spelling
+    return SQLiteStore(path)
