@@ -1,0 +1,207 @@
+"""GitLab as a source of projects, through python-gitlab.
+
+Every call goes through python-gitlab's retrying HTTP layer (5xx, timeouts and connection
+errors with exponential backoff; 429 honouring ``Retry-After``). One client per worker thread,
+since a requests session is not meant to be shared between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from urllib.parse import quote
+
+import gitlab
+import gitlab.exceptions
+import requests
+
+from ..catalog.dvc_outputs import is_dvc_file
+from .base import SourceError, repo_fingerprint
+from .records import ProjectRecord, Release, Tag
+
+_README_NAMES = ("README.md", "readme.md", "Readme.md", "README.MD")
+_MAX_DVC_FILES = 200
+
+
+class GitLabSource:
+    def __init__(self, url: str, token: str = "", *, workers: int = 8, timeout: float = 30,
+                 max_retries: int = 6) -> None:
+        """``max_retries`` bounds python-gitlab's exponential backoff (0.1 s doubling: six
+        retries wait at most 6.3 s in all, unless a 429 asks for longer)."""
+        self.url = url.rstrip("/")
+        self.key = f"gitlab:{self.url}"
+        self.workers = workers
+        self._token = token
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._local = threading.local()
+
+    def __repr__(self) -> str:  # never show the token
+        return f"GitLabSource({self.url!r})"
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    @property
+    def _gl(self) -> gitlab.Gitlab:
+        gl = getattr(self._local, "gl", None)
+        if gl is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            gl = gitlab.Gitlab(self.url, private_token=self._token or None, timeout=self._timeout,
+                               retry_transient_errors=True, session=session, per_page=100,
+                               keep_base_url=True)
+            self._local.gl = gl
+        return gl
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._gl.http_get(path, query_data=params, max_retries=self._max_retries)
+
+    def _list(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        items = self._gl.http_list(path, query_data={"per_page": 100, **params}, iterator=True,
+                                   max_retries=self._max_retries)
+        return list(items)
+
+    def _raw(self, project_id: int, path: str, ref: str) -> str | None:
+        try:
+            response = self._gl.http_get(
+                f"/projects/{project_id}/repository/files/{quote(path, safe='')}/raw",
+                query_data={"ref": ref}, raw=True, streamed=False, max_retries=self._max_retries)
+        except gitlab.exceptions.GitlabHttpError as exc:
+            if exc.response_code == 404:
+                return None
+            raise
+        return response.content.decode("utf-8", errors="replace")
+
+    def _error(self, what: str, exc: Exception) -> SourceError:
+        if isinstance(exc, gitlab.exceptions.GitlabAuthenticationError):
+            return SourceError(f"{what}: GitLab at {self.url} refused the token (401)")
+        if isinstance(exc, gitlab.exceptions.GitlabHttpError):
+            return SourceError(f"{what}: GitLab answered {exc.response_code} {exc.error_message}")
+        if isinstance(exc, requests.RequestException):
+            return SourceError(f"{what}: GitLab at {self.url} is unreachable "
+                               f"({type(exc).__name__})")
+        return SourceError(f"{what}: {exc}")
+
+    # --- Source ---------------------------------------------------------------------------
+
+    def list_projects(self, topics: list[str]) -> list[ProjectRecord]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def by_topic(topic: str) -> list[dict[str, Any]]:
+            return self._list("/projects", topic=topic, order_by="id", sort="asc")
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(topics)))) as pool:
+                pages = list(pool.map(by_topic, topics))
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error("listing projects", exc) from None
+        seen: dict[int, ProjectRecord] = {}
+        for data in (p for page in pages for p in page):
+            if data["id"] not in seen:
+                seen[data["id"]] = self._record(data)
+        return list(seen.values())
+
+    def _record(self, data: dict[str, Any]) -> ProjectRecord:
+        return ProjectRecord(
+            source=self.key,
+            id=data["path_with_namespace"],
+            name=data.get("name") or data["path"],
+            topics=list(data.get("topics") or data.get("tag_list") or []),
+            created_at=data.get("created_at"),
+            last_activity_at=data.get("last_activity_at"),
+            description=data.get("description") or "",
+            web_url=data.get("web_url") or f"{self.url}/{data['path_with_namespace']}",
+            host_name=f"GitLab ({self.url})",
+            host_url=self.url,
+            gitlab_id=data["id"],
+            default_branch=data.get("default_branch") or "main",
+            star_count=int(data.get("star_count") or 0),
+            visibility=data.get("visibility") or "private",
+            repo_url=data.get("http_url_to_repo"),
+        )
+
+    def fetch(self, project: ProjectRecord, *, fingerprint: bool) -> ProjectRecord:
+        pid, ref = project.gitlab_id, project.default_branch
+        record = ProjectRecord.from_json(project.to_json())
+        record.errors = []
+        try:
+            tree = self._list(f"/projects/{pid}/repository/tree", recursive=True, ref=ref)
+        except gitlab.exceptions.GitlabHttpError as exc:
+            if exc.response_code != 404:  # 404: an empty repository
+                raise self._error(f"reading {project.id}", exc) from None
+            tree = []
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"reading {project.id}", exc) from None
+        try:
+            record.files = sorted(e["path"] for e in tree if e.get("type") == "blob")
+            readme_name = next((n for n in _README_NAMES if n in record.files), None)
+            record.readme = self._raw(pid, readme_name, ref) if readme_name else None
+            dvc_paths = [f for f in record.files if is_dvc_file(f)]
+            if len(dvc_paths) > _MAX_DVC_FILES:
+                record.errors.append(f"{len(dvc_paths)} DVC files: only the first "
+                                     f"{_MAX_DVC_FILES} are read")
+            for path in dvc_paths[:_MAX_DVC_FILES]:
+                text = self._raw(pid, path, ref)
+                if text is not None:
+                    record.dvc_files[path] = text
+            record.releases = [
+                Release(tag_name=r["tag_name"], name=r.get("name") or "",
+                        released_at=r.get("released_at") or r.get("created_at"),
+                        description=r.get("description") or "")
+                for r in self._list(f"/projects/{pid}/releases")
+            ]
+            if not _declares_license(record.readme):
+                detail = self._get(f"/projects/{pid}", license=True)
+                lic = detail.get("license") or {}
+                record.license_id = _spdx(lic)
+                record.license_name = lic.get("name")
+                record.license_url = lic.get("html_url") or detail.get("license_url")
+            if fingerprint:
+                record.head_commit, record.tags = self._head_and_tags(pid, ref)
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"reading {project.id}", exc) from None
+        return record
+
+    def _head_and_tags(self, pid: int | None, ref: str) -> tuple[str | None, list[Tag]]:
+        try:
+            branch = self._get(f"/projects/{pid}/repository/branches/{quote(ref, safe='')}")
+            head = branch.get("commit", {}).get("id")
+        except gitlab.exceptions.GitlabHttpError as exc:
+            if exc.response_code != 404:
+                raise
+            head = None
+        tags = [Tag(name=t["name"], commit=(t.get("commit") or {}).get("id") or t.get("target", ""),
+                    date=(t.get("commit") or {}).get("committed_date"))
+                for t in self._list(f"/projects/{pid}/repository/tags")]
+        return head, tags
+
+    def fingerprint(self, project: ProjectRecord) -> str:
+        try:
+            head, tags = self._head_and_tags(project.gitlab_id, project.default_branch)
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"checking {project.id}", exc) from None
+        return repo_fingerprint(head, tags)
+
+
+def _spdx(lic: dict[str, Any]) -> str | None:
+    """GitLab's license ``key`` is lower-case (``mit``, ``apache-2.0``); STAC wants SPDX ids."""
+    key = lic.get("key")
+    if not key:
+        return None
+    known = {"mit": "MIT", "apache-2.0": "Apache-2.0", "gpl-3.0": "GPL-3.0-only",
+             "gpl-2.0": "GPL-2.0-only", "lgpl-3.0": "LGPL-3.0-only", "lgpl-2.1": "LGPL-2.1-only",
+             "agpl-3.0": "AGPL-3.0-only", "bsd-2-clause": "BSD-2-Clause",
+             "bsd-3-clause": "BSD-3-Clause", "mpl-2.0": "MPL-2.0", "unlicense": "Unlicense",
+             "cc0-1.0": "CC0-1.0", "cc-by-4.0": "CC-BY-4.0", "cc-by-sa-4.0": "CC-BY-SA-4.0",
+             "epl-2.0": "EPL-2.0", "bsl-1.0": "BSL-1.0", "isc": "ISC", "other": "other"}
+    return known.get(str(key).lower(), lic.get("nickname") or str(key))
+
+
+def _declares_license(readme: str | None) -> bool:
+    """Whether the front matter names a license, so GitLab's detection is not needed."""
+    from ..catalog.frontmatter import parse_readme
+
+    meta, _, _ = parse_readme(readme)
+    return bool(meta.get("license"))

@@ -1,0 +1,157 @@
+"""Local project folders, the embedded default: each subfolder with a README is a project.
+
+Item id ``<folder name>/<subfolder name>``, topics from the front-matter key ``topics``. A
+project that is a git repository reports its commits and tags like a GitLab project would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..catalog.dvc_outputs import is_dvc_file
+from ..catalog.frontmatter import parse_readme
+from ..catalog.timeutil import iso
+from .base import SourceError, repo_fingerprint
+from .records import ProjectRecord, Tag
+
+_README_NAMES = ("README.md", "readme.md", "Readme.md")
+_SKIP_DIRS = {".git", ".dvc/cache", ".dvc/tmp", "__pycache__", ".ipynb_checkpoints",
+              "node_modules", ".venv"}
+_MAX_FILES = 20000
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                             timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+class LocalSource:
+    def __init__(self, folder: str | os.PathLike[str], *, workers: int = 4) -> None:
+        self.folder = Path(folder).expanduser().resolve()
+        self.key = f"local:{self.folder}"
+        self.workers = workers
+
+    def __repr__(self) -> str:
+        return f"LocalSource({str(self.folder)!r})"
+
+    def _projects(self) -> list[tuple[Path, str]]:
+        if not self.folder.is_dir():
+            raise SourceError(f"local projects folder {self.folder} does not exist")
+        found = []
+        for sub in sorted(self.folder.iterdir()):
+            if sub.is_dir() and not sub.name.startswith("."):
+                readme = next((n for n in _README_NAMES if (sub / n).is_file()), None)
+                if readme:
+                    found.append((sub, readme))
+        return found
+
+    def list_projects(self, topics: list[str]) -> list[ProjectRecord]:
+        wanted = set(topics)
+        records = []
+        for path, readme_name in self._projects():
+            readme = (path / readme_name).read_text(encoding="utf-8", errors="replace")
+            meta, _, _ = parse_readme(readme)
+            raw_topics = meta.get("topics") or []
+            project_topics = [str(t) for t in raw_topics] if isinstance(raw_topics, list) else [
+                str(raw_topics)]
+            if not wanted.intersection(project_topics):
+                continue
+            records.append(self._record(path, readme, project_topics))
+        return records
+
+    def _record(self, path: Path, readme: str, topics: list[str]) -> ProjectRecord:
+        files, newest, oldest = self._walk(path)
+        is_git = (path / ".git").exists()
+        created = last = None
+        branch = "main"
+        if is_git:
+            branch = _git(path, "rev-parse", "--abbrev-ref", "HEAD") or "main"
+            dates = _git(path, "log", "--format=%cI", "--reverse")
+            if dates:
+                lines = dates.splitlines()
+                created, last = lines[0], lines[-1]
+        created = created or iso(oldest)
+        # the newest of commit time and file time: uncommitted edits count as activity
+        last_ts = max(filter(None, [newest, _parse(last)]), default=newest)
+        return ProjectRecord(
+            source=self.key,
+            id=f"{self.folder.name}/{path.name}",
+            name=path.name,
+            topics=topics,
+            created_at=created,
+            last_activity_at=iso(last_ts),
+            web_url="",
+            host_name=f"Local projects ({self.folder})",
+            host_url="",
+            default_branch=branch,
+            visibility="private",
+            repo_url=str(path) if is_git else None,
+            readme=readme,
+            files=files,
+        )
+
+    def _walk(self, root: Path) -> tuple[list[str], datetime, datetime]:
+        files: list[str] = []
+        newest = oldest = None
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
+            dirnames[:] = sorted(d for d in dirnames
+                                 if (f"{rel_dir}/{d}" if rel_dir else d) not in _SKIP_DIRS
+                                 and d not in _SKIP_DIRS)
+            for name in sorted(filenames):
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                try:
+                    mtime = os.stat(os.path.join(dirpath, name)).st_mtime
+                except OSError:
+                    continue
+                newest = mtime if newest is None else max(newest, mtime)
+                oldest = mtime if oldest is None else min(oldest, mtime)
+                if len(files) < _MAX_FILES:
+                    files.append(rel)
+        now = datetime.now(timezone.utc).timestamp()
+        return (sorted(files), datetime.fromtimestamp(newest or now, timezone.utc),
+                datetime.fromtimestamp(oldest or now, timezone.utc))
+
+    def fetch(self, project: ProjectRecord, *, fingerprint: bool) -> ProjectRecord:
+        path = self.folder / project.name
+        if not path.is_dir():
+            raise SourceError(f"{project.id}: folder {path} vanished")
+        record = ProjectRecord.from_json(project.to_json())
+        record.errors = []
+        for rel in record.files:
+            if is_dvc_file(rel):
+                try:
+                    record.dvc_files[rel] = (path / rel).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    record.errors.append(f"cannot read {rel}: {exc}")
+        if record.repo_url:
+            record.head_commit = _git(path, "rev-parse", "HEAD")
+            record.tags = self._tags(path)
+        return record
+
+    def _tags(self, path: Path) -> list[Tag]:
+        out = _git(path, "for-each-ref", "refs/tags",
+                   "--format=%(refname:short)%09%(*objectname)%(objectname)%09%(creatordate:iso-strict)")
+        tags = []
+        for line in (out or "").splitlines():
+            name, commit, date = [*line.split("\t"), "", ""][:3]
+            tags.append(Tag(name=name, commit=commit[:40], date=date or None))
+        return tags
+
+    def fingerprint(self, project: ProjectRecord) -> str:
+        record = self.fetch(project, fingerprint=True)
+        return repo_fingerprint(record.head_commit, record.tags)
+
+
+def _parse(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value).astimezone(timezone.utc)
