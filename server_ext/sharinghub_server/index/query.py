@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 # --- filter expressions -------------------------------------------------------------------
 
@@ -32,7 +32,7 @@ class Interval:
 #: a literal: str, int, float, bool, datetime (timestamp), date, a GeoJSON geometry dict,
 #: an Interval, or a list of literals (for ``in`` and array operators)
 Value = Any
-Operand = Union[Prop, Value]
+Operand = Prop | Value
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,14 @@ class Temporal:
     right: Operand
 
 
-Expr = Union[Compare, Like, In, Between, IsNull, And, Or, Not, Spatial, Temporal]
+Expr = Compare | Like | In | Between | IsNull | And | Or | Not | Spatial | Temporal
 
 # --- the query and its answer -------------------------------------------------------------
 
 
 @dataclass
 class Query:
+    #: any of these (None or [] : no restriction)
     collections: list[str] | None = None
     ids: list[str] | None = None
     bbox: tuple[float, float, float, float] | None = None  # west, south, east, north (WGS84)

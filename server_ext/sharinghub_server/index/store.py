@@ -54,6 +54,10 @@ class IndexStore(abc.ABC):
     def get_item(self, collection: str, item_id: str) -> dict | None: ...
 
     @abc.abstractmethod
+    def project(self, project: str) -> tuple[str, dict[str, Any]] | None:
+        """(source, state) of the project with this id (an item id), if indexed."""
+
+    @abc.abstractmethod
     def search(self, query: Query) -> Page:
         """Items matching ``query``; raises QueryError for what cannot be answered."""
 

@@ -1,0 +1,678 @@
+"""Compile the filter expressions of :mod:`.query` to SQLite SQL over the ``items`` table
+(typed columns) joined with ``item_docs AS docs`` (the JSON texts).
+
+The index keeps item properties as JSON text next to a few typed columns (``id``,
+``collection``, ``title``, and the ``datetime``/``start``/``end`` epoch seconds), so each
+property reference becomes either a column (fast, indexable) or a ``json_extract`` wrapped in a
+type guard. The guard is why this module exists rather than naive string building: a property
+holding a value of the wrong JSON type behaves like a missing one, so a comparison with it is
+*unknown* (SQL NULL) - never an error, and never SQLite's cross-type ordering (where any text is
+greater than any number).
+
+Also here, because the store and the compiler must agree on them exactly: timestamp parsing to
+epoch seconds, and the Python SQL functions (exact shapely predicates, ISO string -> epoch).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import shapely
+import shapely.geometry
+
+from .query import (
+    TEMPORAL_OPS,
+    And,
+    Between,
+    Compare,
+    In,
+    Interval,
+    IsNull,
+    Like,
+    Not,
+    Or,
+    Prop,
+    QueryError,
+    Spatial,
+    Temporal,
+)
+
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+#: a DATE literal stands for its whole day in temporal functions: [00:00, 23:59:59.999999]
+_DAY_END = 86400.0 - 1e-6
+_INF = float("inf")
+
+# --- timestamps -------------------------------------------------------------------------------
+
+_ISO_RE = re.compile(
+    r"^\s*(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?)?\s*$"
+)
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """An RFC 3339 / ISO 8601 timestamp (or date) as an aware UTC datetime; None if it is not
+    one. Hand-rolled because Python 3.10's ``fromisoformat`` rejects ``Z`` and odd fractions."""
+    m = _ISO_RE.match(text)
+    if not m:
+        return None
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    try:
+        micro = int((frac or "0")[:6].ljust(6, "0"))
+        dt = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0), micro,
+                      tzinfo=UTC)
+        if tz and tz not in ("Z", "z"):
+            digits = tz[1:].replace(":", "")
+            offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            dt = dt - offset if tz[0] == "+" else dt + offset
+    except (ValueError, OverflowError):
+        return None
+    return dt
+
+
+def to_epoch(value: Any) -> float | None:
+    """Epoch seconds of a datetime (naive = UTC), a date (its midnight UTC) or an ISO string.
+    Items and literals both go through here, so equal instants give equal floats."""
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    elif isinstance(value, str):
+        dt = parse_datetime(value)
+        if dt is None:
+            return None
+    else:
+        return None
+    return (dt - EPOCH) / _SECOND
+
+
+def epoch_to_iso(seconds: float) -> str:
+    """``2020-01-01T00:00:00Z`` (with microseconds only when there are some)."""
+    dt = EPOCH + timedelta(seconds=seconds)
+    return dt.replace(tzinfo=None).isoformat() + "Z"
+
+
+def interval_bounds(value: Any) -> tuple[float, float] | None:
+    """[lo, hi] epoch seconds of a temporal literal: an instant, a date (its whole day), an
+    Interval (open ends are infinite); None for anything else."""
+    if isinstance(value, Interval):
+        lo = -_INF if value.start in (None, "..") else to_epoch(value.start)
+        hi = _INF if value.end in (None, "..") else to_epoch(value.end)
+        if lo is None or hi is None:
+            return None
+        if isinstance(value.end, date) and not isinstance(value.end, datetime):
+            hi += _DAY_END
+        return lo, hi
+    if isinstance(value, date) and not isinstance(value, datetime):
+        t = to_epoch(value)
+        return (t, t + _DAY_END) if t is not None else None
+    t = to_epoch(value)
+    return (t, t) if t is not None else None
+
+
+# --- geometry ---------------------------------------------------------------------------------
+
+
+_PREPARED = threading.local()
+_PREPARED_SIZE = 64
+
+
+def _prepared_geometry(text: str) -> Any:
+    """A query geometry, parsed and prepared once however many rows it is tested against.
+    Cached per thread: GEOS prepared geometries are not thread-safe."""
+    cache: OrderedDict[str, Any] | None = getattr(_PREPARED, "cache", None)
+    if cache is None:
+        cache = _PREPARED.cache = OrderedDict()
+    geom = cache.get(text)
+    if geom is None:
+        geom = _parse_geometry(text)
+        shapely.prepare(geom)
+        cache[text] = geom
+        if len(cache) > _PREPARED_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(text)
+    return geom
+
+
+def _parse_geometry(text: str) -> Any:
+    try:
+        return shapely.from_geojson(text)
+    except Exception:  # from_geojson is stricter than the GeoJSON out there
+        return shapely.geometry.shape(json.loads(text))
+
+
+#: CQL2 spatial op -> (shapely predicate, its converse for swapped operands)
+_SPATIAL = {
+    "s_intersects": ("intersects", "intersects"),
+    "s_disjoint": ("disjoint", "disjoint"),
+    "s_within": ("within", "contains"),
+    "s_contains": ("contains", "within"),
+    "s_equals": ("equals", "equals"),
+    "s_touches": ("touches", "touches"),
+    "s_overlaps": ("overlaps", "overlaps"),
+    "s_crosses": ("crosses", "crosses"),
+}
+_PREDICATES: dict[str, Callable[[Any, Any], Any]] = {
+    name: getattr(shapely, name) for pair in _SPATIAL.values() for name in pair
+}
+
+
+def sql_spatial(predicate: str, a: str | None, b: str | None) -> int | None:
+    """SQL ``sh_spatial(predicate, a, b)``: the exact shapely predicate between two GeoJSON
+    texts; ``a`` (the query's literal) is cached prepared. NULL for missing/invalid input."""
+    if a is None or b is None:
+        return None
+    try:
+        return int(bool(_PREDICATES[predicate](_prepared_geometry(a), _parse_geometry(b))))
+    except Exception:  # an exception escaping a SQL function aborts the whole query
+        return None
+
+
+def sql_epoch(value: Any) -> float | None:
+    """SQL ``sh_epoch(text)``: epoch seconds of an ISO timestamp string, else NULL."""
+    return to_epoch(value) if isinstance(value, str) else None
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Install the Python SQL functions the compiled filters call."""
+    conn.create_function("sh_spatial", 3, sql_spatial, deterministic=True)
+    conn.create_function("sh_epoch", 1, sql_epoch, deterministic=True)
+
+
+def geometry_literal(value: Any) -> str:
+    """Compact GeoJSON text of a geometry literal (a GeoJSON dict, or a [w, s, e, n] bbox);
+    QueryError if it is not a geometry."""
+    if isinstance(value, (list, tuple)):
+        box = bbox_literal(value)
+        parts = split_antimeridian(box)
+        if len(parts) == 1:
+            geom = shapely.box(box[0], box[1], box[2], box[3])
+        else:
+            geom = shapely.MultiPolygon([shapely.box(w, box[1], e, box[3]) for w, e in parts])
+        value = shapely.geometry.mapping(geom)
+    if not isinstance(value, dict):
+        raise QueryError(f"not a geometry: {value!r}")
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=list)
+    try:
+        _prepared_geometry(text)
+    except Exception as exc:
+        raise QueryError(f"invalid geometry: {exc}") from None
+    return text
+
+
+def geometry_bounds(text: str) -> tuple[float, float, float, float] | None:
+    """The bounds of a validated geometry literal, None when empty."""
+    bounds = tuple(float(v) for v in shapely.bounds(_prepared_geometry(text)))
+    return None if any(math.isnan(v) for v in bounds) else bounds  # type: ignore[return-value]
+
+
+def bbox_literal(value: Sequence[Any]) -> tuple[float, float, float, float]:
+    """(w, s, e, n) of a 4- or 6-number bbox; QueryError otherwise."""
+    try:
+        nums = [float(v) for v in value]
+    except (TypeError, ValueError):
+        raise QueryError(f"invalid bbox: {value!r}") from None
+    if len(nums) == 6:
+        nums = [nums[0], nums[1], nums[3], nums[4]]
+    if len(nums) != 4 or not all(math.isfinite(v) for v in nums) or nums[1] > nums[3]:
+        raise QueryError(f"invalid bbox: {value!r}")
+    return nums[0], nums[1], nums[2], nums[3]
+
+
+def split_antimeridian(box: tuple[float, float, float, float]) -> list[tuple[float, float]]:
+    """Longitude ranges of a bbox: one, or two when it crosses the antimeridian (w > e)."""
+    w, _, e, _ = box
+    return [(w, e)] if w <= e else [(w, 180.0), (-180.0, e)]
+
+
+def _margin(value: float) -> float:
+    """More than the R*Tree's rounding of a coordinate near ``value`` (32-bit floats)."""
+    return max(1e-4, abs(value) * 1e-6)
+
+
+def rtree_subquery(binder: Binder, box: tuple[float, float, float, float],
+                   exact: bool = False) -> str:
+    """SQL selecting (as ``item``) the rowids of items whose R*Tree box intersects ``box``.
+    R*Tree entry ids are ``rowid * 2 + part`` (an item crossing the antimeridian has two
+    entries, so a rowid may come twice).
+
+    The R*Tree rounds its boxes outwards to 32-bit floats; ``exact`` makes an entry within
+    rounding distance of the query's edges also pass the test on the item's exact bbox (the
+    auxiliary columns ``west``..``north``, antimeridian-aware; reading them costs a lookup,
+    which entries clear of the edges never pay)."""
+    w, s, e, n = box
+    lat = f"miny <= {binder.bind(n)} AND maxy >= {binder.bind(s)}"
+    if exact:
+        if w <= e:
+            lon = (f"CASE WHEN west <= east THEN west <= {binder.bind(e)} AND east >= "
+                   f"{binder.bind(w)} ELSE west <= {binder.bind(e)} OR east >= "
+                   f"{binder.bind(w)} END")
+        else:
+            lon = (f"CASE WHEN west <= east THEN east >= {binder.bind(w)} OR west <= "
+                   f"{binder.bind(e)} ELSE 1 END")
+        exact_test = f"south <= {binder.bind(n)} AND north >= {binder.bind(s)} AND ({lon})"
+        clear_lat = (f"miny <= {binder.bind(n - _margin(n))} AND "
+                     f"maxy >= {binder.bind(s + _margin(s))}")
+    selects = []
+    for lo, hi in split_antimeridian(box):
+        test = f"minx <= {binder.bind(hi)} AND maxx >= {binder.bind(lo)} AND {lat}"
+        if exact:
+            clear = (f"minx <= {binder.bind(hi - _margin(hi))} AND "
+                     f"maxx >= {binder.bind(lo + _margin(lo))} AND {clear_lat}")
+            test += f" AND (({clear}) OR ({exact_test}))"
+        selects.append(f"SELECT id >> 1 AS item FROM items_rtree WHERE {test}")
+    return " UNION ALL ".join(selects)
+
+
+# --- compiling --------------------------------------------------------------------------------
+
+
+class Binder:
+    """Collects named parameters, so SQL fragments compose in any order."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and \
+                not -(2**63) <= value < 2**63:
+            value = float(value)  # beyond SQLite's integers
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return ":" + name
+
+
+def sql_string(text: str) -> str:
+    """A SQL string literal (NUL, which SQL text cannot hold, spelled ``char(0)``)."""
+    return " || char(0) || ".join("'" + part.replace("'", "''") + "'"
+                                  for part in text.split("\x00"))
+
+
+class Ref:
+    """What a property name resolves to: a typed column or a JSON value."""
+
+    __slots__ = ("jtype", "kind", "sql")
+
+    def __init__(self, kind: str, sql: str, jtype: str | None = None) -> None:
+        self.kind = kind  # "text" | "time" | "json" | "geom"
+        self.sql = sql
+        self.jtype = jtype  # for "json": the json_type() of the value
+
+
+_COLUMNS = {
+    "id": Ref("text", "items.id"),
+    "collection": Ref("text", "items.collection"),
+    "title": Ref("text", "items.title"),
+    "datetime": Ref("time", "items.datetime"),
+    "start_datetime": Ref("time", "items.start"),
+    "end_datetime": Ref("time", 'items."end"'),
+    "geometry": Ref("geom", "docs.geometry"),
+}
+
+
+def property_name(name: str) -> str:
+    return name[len("properties."):] if name.startswith("properties.") else name
+
+
+def json_ref(name: str) -> Ref:
+    """``properties[name]`` of the item, via json_extract (json_each for names with ``"``,
+    which JSON paths cannot quote)."""
+    if '"' in name or "\x00" in name:
+        key = sql_string(name)
+        return Ref(
+            "json",
+            f"(SELECT value FROM json_each(docs.props) WHERE key = {key})",
+            f"(SELECT type FROM json_each(docs.props) WHERE key = {key})",
+        )
+    path = sql_string(f'$."{name}"')
+    return Ref("json", f"json_extract(docs.props, {path})", f"json_type(docs.props, {path})")
+
+
+def resolve(name: str) -> Ref:
+    name = property_name(name)
+    return _COLUMNS.get(name) or json_ref(name)
+
+
+def _category(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "num"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (datetime, date)):
+        return "time"
+    if isinstance(value, Interval):
+        return "interval"
+    if isinstance(value, (dict, list, tuple)):
+        return "json"
+    return "other"
+
+
+_OPS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+_FLIP = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+_PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
+def _compare_python(op: str, a: Any, b: Any) -> bool | None:
+    """A comparison of two literals, evaluated now (None when their types do not compare)."""
+    if isinstance(a, (datetime, date)) or isinstance(b, (datetime, date)):
+        a, b = to_epoch(a), to_epoch(b)
+    if a is None or b is None:
+        return None
+    try:
+        return bool(_PY_OPS[op](a, b))
+    except TypeError:
+        return None
+
+
+def _sql_bool(value: bool | None) -> str:
+    return "NULL" if value is None else ("1" if value else "0")
+
+
+class FilterCompiler:
+    """Turns one Expr tree into a SQL boolean expression; parameters go to ``binder``."""
+
+    def __init__(self, binder: Binder) -> None:
+        self.b = binder
+        #: whether a conjunct of the filter tests an indexed column (or the R*Tree), so that
+        #: SQLite can find the matches without reading every item
+        self.indexed = False
+
+    def compile(self, expr: Any, top: bool = False) -> str:
+        """``top``: the expression is the filter or a conjunct of it, where unknown and false
+        are the same (no match); that lets spatial tests drive the query from the R*Tree."""
+        if top and _tests_a_column(expr):
+            self.indexed = True
+        if isinstance(expr, And):
+            return "(" + " AND ".join(self.compile(a, top) for a in expr.args) + ")" \
+                if expr.args else "1"
+        if isinstance(expr, Or):
+            return "(" + " OR ".join(self.compile(a) for a in expr.args) + ")" if expr.args \
+                else "0"
+        if isinstance(expr, Not):
+            return f"(NOT {self.compile(expr.arg)})"
+        if isinstance(expr, Compare):
+            return self._compare(expr.op, expr.left, expr.right)
+        if isinstance(expr, Like):
+            return self._like(expr.prop, expr.pattern)
+        if isinstance(expr, In):
+            return self._in(expr.prop, expr.values)
+        if isinstance(expr, Between):
+            return (f"({self._compare('>=', expr.prop, expr.low)} AND "
+                    f"{self._compare('<=', expr.prop, expr.high)})")
+        if isinstance(expr, IsNull):
+            return self._isnull(expr.prop)
+        if isinstance(expr, Spatial):
+            return self._spatial(expr.op, expr.left, expr.right, top)
+        if isinstance(expr, Temporal):
+            return self._temporal(expr.op, expr.left, expr.right)
+        if isinstance(expr, bool):
+            return _sql_bool(expr)
+        if isinstance(expr, Prop):  # a boolean property used as a predicate
+            ref = resolve(expr.name)
+            if ref.kind != "json":
+                return "NULL"
+            return f"(CASE {ref.jtype} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"
+        raise QueryError(f"unsupported filter expression: {expr!r}")
+
+    # -- typed views -----------------------------------------------------------------------
+
+    def _typed(self, ref: Ref, category: str) -> str | None:
+        """SQL for ref's value when it is of ``category``, else NULL; None if it never is."""
+        if ref.kind == "text":
+            return ref.sql if category == "str" else None
+        if ref.kind == "time":
+            return ref.sql if category == "time" else None
+        if ref.kind == "json":
+            guard = {
+                "str": "= 'text'", "num": "IN ('integer', 'real')",
+                "bool": "IN ('true', 'false')", "json": "IN ('array', 'object')",
+            }.get(category)
+            if guard is not None:
+                return f"(CASE WHEN {ref.jtype} {guard} THEN {ref.sql} END)"
+            if category == "time":
+                return f"sh_epoch({ref.sql})"
+        return None
+
+    def _literal(self, ref: Ref, value: Any) -> tuple[str, Any]:
+        """(category, SQL-ready value) of a literal compared with ``ref``."""
+        category = _category(value)
+        if category == "time":
+            return category, to_epoch(value)
+        if category == "str" and ref.kind == "time":
+            return "time", to_epoch(value)  # None when not a timestamp: no match
+        if category == "bool":
+            return category, int(value)
+        if category == "json":
+            return category, json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return category, value
+
+    # -- predicates ------------------------------------------------------------------------
+
+    def _compare(self, op: str, left: Any, right: Any) -> str:
+        if op not in _OPS:
+            raise QueryError(f"unknown comparison operator {op!r}")
+        op = _OPS[op]
+        if not isinstance(left, Prop) and isinstance(right, Prop):
+            left, right, op = right, left, _FLIP[op]
+        if not isinstance(left, Prop):
+            return _sql_bool(_compare_python(op, left, right))
+        ref = resolve(left.name)
+        if isinstance(right, Prop):
+            return self._compare_props(op, ref, resolve(right.name))
+        if ref.kind == "geom":
+            if op not in ("=", "<>") or not isinstance(right, (dict, list, tuple)):
+                return "NULL"
+            equals = self._spatial("s_equals", left, right)
+            return equals if op == "=" else f"(NOT {equals})"
+        category, value = self._literal(ref, right)
+        typed = self._typed(ref, category)
+        if typed is None or value is None:
+            return "NULL"
+        return f"({typed} {op} {self.b.bind(value)})"
+
+    def _compare_props(self, op: str, a: Ref, b: Ref) -> str:
+        if a.kind == "geom" or b.kind == "geom":
+            return "NULL"
+        if a.kind == "time" and b.kind == "json":
+            return f"({a.sql} {op} sh_epoch({b.sql}))"
+        if b.kind == "time" and a.kind == "json":
+            return f"(sh_epoch({a.sql}) {op} {b.sql})"
+        if a.kind == "json" and b.kind == "json":  # same JSON type only
+            return f"((CASE WHEN {a.jtype} = {b.jtype} THEN {a.sql} END) {op} {b.sql})"
+        if a.kind != b.kind and "json" not in (a.kind, b.kind):
+            return "NULL"
+        return f"({a.sql} {op} {b.sql})"
+
+    def _like(self, prop: Any, pattern: str) -> str:
+        if not isinstance(pattern, str):
+            return "NULL"
+        glob = self.b.bind(like_to_glob(pattern))
+        if not isinstance(prop, Prop):
+            return f"({self.b.bind(prop)} GLOB {glob})" if isinstance(prop, str) else "NULL"
+        typed = self._typed(resolve(prop.name), "str")
+        return "NULL" if typed is None else f"({typed} GLOB {glob})"
+
+    def _in(self, prop: Any, values: Sequence[Any]) -> str:
+        if not isinstance(prop, Prop):
+            return _sql_bool(any(_compare_python("=", prop, v) for v in values) if values
+                             else False)
+        ref = resolve(prop.name)
+        groups: dict[str, list[Any]] = {}
+        for value in values:
+            category, converted = self._literal(ref, value)
+            if converted is not None and self._typed(ref, category) is not None:
+                groups.setdefault(category, []).append(converted)
+        if not groups:
+            return "0" if not values else "NULL"
+        tests: dict[str, tuple[str, str]] = {}
+        for category, vals in groups.items():
+            typed = self._typed(ref, category)
+            assert typed is not None
+            tests[category] = (typed, f"{typed} IN ({', '.join(self.b.bind(v) for v in vals)})")
+        if len(tests) == 1:
+            return f"({next(iter(tests.values()))[1]})"
+        # several JSON types: a value is tested against the literals of its own type; a value
+        # of none of them is unknown, like a missing one
+        whens = []
+        if "time" in tests:  # ISO strings are also "str": try them as timestamps first
+            typed, test = tests.pop("time")
+            whens.append(f"WHEN {test} THEN 1")
+            if "str" not in tests:
+                whens.append(f"WHEN {typed} IS NOT NULL THEN 0")
+        whens += [f"WHEN {typed} IS NOT NULL THEN {test}" for typed, test in tests.values()]
+        return f"(CASE {' '.join(whens)} ELSE NULL END)"
+
+    def _isnull(self, prop: Any) -> str:
+        if not isinstance(prop, Prop):
+            return _sql_bool(prop is None)
+        name = property_name(prop.name)
+        ref = json_ref(name) if name == "title" else resolve(name)
+        return f"({ref.sql} IS NULL)"
+
+    def _spatial(self, op: str, left: Any, right: Any, top: bool = False) -> str:
+        if op not in _SPATIAL:
+            raise QueryError(f"unknown spatial operator {op!r}")
+        predicate, converse = _SPATIAL[op]
+        if isinstance(left, Prop) and isinstance(right, Prop):
+            a, b = resolve(left.name), resolve(right.name)
+            return f"sh_spatial('{predicate}', {a.sql}, {b.sql})"
+        if not isinstance(left, Prop) and not isinstance(right, Prop):
+            return _sql_bool(bool(sql_spatial(predicate, geometry_literal(left),
+                                              geometry_literal(right))))
+        if isinstance(left, Prop):  # literal first: it is the prepared, cached one
+            prop, literal, predicate = left, right, converse
+        else:
+            prop, literal = right, left
+        text = geometry_literal(literal)
+        ref = resolve(prop.name)
+        exact = f"sh_spatial('{predicate}', {self.b.bind(text)}, {ref.sql})"
+        bounds = geometry_bounds(text)
+        if ref.kind != "geom" or bounds is None:
+            return exact
+        # every predicate but disjoint implies intersecting bboxes: the R*Tree answers for the
+        # rows outside the literal's bounds without parsing their geometry
+        candidates = f"items.rowid IN ({rtree_subquery(self.b, bounds)})"
+        if top and predicate != "disjoint":  # the candidates drive the query
+            return f"({candidates} AND {exact})"
+        outside = "1" if predicate == "disjoint" else "0"
+        return (f"(CASE WHEN {candidates} THEN {exact} "
+                f"WHEN docs.geometry IS NOT NULL THEN {outside} END)")
+
+    def _temporal_operand(self, value: Any) -> tuple[str, str] | None:
+        if isinstance(value, Prop):
+            name = property_name(value.name)
+            if name == "datetime":
+                return "items.start", 'items."end"'
+            ref = resolve(name)
+            if ref.kind == "time":
+                return ref.sql, ref.sql
+            if ref.kind == "json":
+                epoch = f"sh_epoch({ref.sql})"
+                return epoch, epoch
+            return None
+        bounds = interval_bounds(value)
+        if bounds is None:
+            return None
+        lo = self.b.bind(bounds[0])
+        return lo, (lo if bounds[1] == bounds[0] else self.b.bind(bounds[1]))
+
+    def _temporal(self, op: str, left: Any, right: Any) -> str:
+        template = TEMPORAL_SQL.get(op.lower()) if isinstance(op, str) else None
+        if template is None:
+            raise QueryError(f"unknown temporal operator {op!r}")
+        a, b = self._temporal_operand(left), self._temporal_operand(right)
+        if a is None or b is None:
+            return "NULL"
+        return "(" + template.format(a0=a[0], a1=a[1], b0=b[0], b1=b[1]) + ")"
+
+
+#: CQL2 temporal functions as Allen relations between [a0, a1] and [b0, b1] (OGC 21-065)
+TEMPORAL_SQL = {
+    "t_after": "{a0} > {b1}",
+    "t_before": "{a1} < {b0}",
+    "t_contains": "{a0} < {b0} AND {a1} > {b1}",
+    "t_disjoint": "{a0} > {b1} OR {a1} < {b0}",
+    "t_during": "{a0} > {b0} AND {a1} < {b1}",
+    "t_equals": "{a0} = {b0} AND {a1} = {b1}",
+    "t_finishedby": "{a0} < {b0} AND {a1} = {b1}",
+    "t_finishes": "{a0} > {b0} AND {a1} = {b1}",
+    "t_intersects": "{a0} <= {b1} AND {a1} >= {b0}",
+    "t_meets": "{a1} = {b0}",
+    "t_metby": "{a0} = {b1}",
+    "t_overlappedby": "{a0} > {b0} AND {a0} < {b1} AND {a1} > {b1}",
+    "t_overlaps": "{a0} < {b0} AND {a1} > {b0} AND {a1} < {b1}",
+    "t_startedby": "{a0} = {b0} AND {a1} > {b1}",
+    "t_starts": "{a0} = {b0} AND {a1} < {b1}",
+}
+assert set(TEMPORAL_SQL) == set(TEMPORAL_OPS)
+
+
+def like_to_glob(pattern: str) -> str:
+    """A CQL2 LIKE pattern (``%``, ``_``, ``\\`` escapes; case-sensitive) as a SQLite GLOB."""
+    out = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            ch = next(chars, "\\")
+            out.append(f"[{ch}]" if ch in "*?[" else ch)
+        elif ch == "%":
+            out.append("*")
+        elif ch == "_":
+            out.append("?")
+        elif ch in "*?[":
+            out.append(f"[{ch}]")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def uses_docs(sql: str) -> bool:
+    """Whether SQL built here reads the ``docs`` (JSON) table, which then must be joined."""
+    return "docs." in sql
+
+
+def _tests_a_column(expr: Any) -> bool:
+    """Whether a (top-level) predicate compares an indexed column of ``items``."""
+    if isinstance(expr, Compare):
+        props = [o for o in (expr.left, expr.right) if isinstance(o, Prop)]
+        return expr.op not in ("<>", "!=") and len(props) == 1 and \
+            resolve(props[0].name).kind in ("text", "time")
+    if isinstance(expr, (In, Between, IsNull, Like)):
+        prop = expr.prop
+        return isinstance(prop, Prop) and resolve(prop.name).kind in ("text", "time")
+    if isinstance(expr, Temporal):
+        return any(isinstance(o, Prop) and resolve(o.name).kind == "time"
+                   for o in (expr.left, expr.right))
+    if isinstance(expr, Spatial):
+        return expr.op != "s_disjoint" and any(
+            isinstance(o, Prop) and resolve(o.name).kind == "geom" for o in (expr.left, expr.right))
+    return False
+
+
+def compile_filter(expr: Any, binder: Binder) -> tuple[str, bool]:
+    """SQL for a filter Expr over ``items``/``docs`` (its parameters go to ``binder``), and
+    whether an index can find its matches."""
+    compiler = FilterCompiler(binder)
+    sql = compiler.compile(expr, top=True)
+    return sql, compiler.indexed

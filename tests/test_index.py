@@ -1,0 +1,938 @@
+"""The SQLite index store, through its public interface, on real SQLite files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import date, datetime, timezone
+
+import pytest
+
+from sharinghub_server.index import (
+    TEMPORAL_OPS,
+    And,
+    Between,
+    Compare,
+    In,
+    Interval,
+    IsNull,
+    Like,
+    Not,
+    Or,
+    ProjectUpdate,
+    Prop,
+    Query,
+    QueryError,
+    Spatial,
+    Temporal,
+    open_store,
+)
+
+UTC = timezone.utc
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def box(w: float, s: float, e: float, n: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+
+def feature(item_id: str, collection: str, *, dt: str | None = None, start: str | None = None,
+            end: str | None = None, geometry: dict | None = None,
+            bbox: list[float] | None = None, **props) -> dict:
+    properties = {"datetime": dt}
+    if start is not None:
+        properties["start_datetime"] = start
+    if end is not None:
+        properties["end_datetime"] = end
+    properties.update({k.replace("__", ":"): v for k, v in props.items()})
+    item = {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": [],
+        "id": item_id,
+        "collection": collection,
+        "geometry": geometry,
+        "properties": properties,
+        "links": [{"rel": "self", "href": f"https://example.com/{collection}/{item_id}"}],
+        "assets": {},
+    }
+    if bbox is not None:
+        item["bbox"] = bbox
+    elif geometry is not None:
+        coords = [p for ring in geometry["coordinates"] for p in ring] \
+            if geometry["type"] == "Polygon" else [geometry["coordinates"]]
+        xs, ys = [p[0] for p in coords], [p[1] for p in coords]
+        item["bbox"] = [min(xs), min(ys), max(xs), max(ys)]
+    return item
+
+
+TRIANGLE = {"type": "Polygon", "coordinates": [[[20, 0], [30, 0], [20, 10], [20, 0]]]}
+PACIFIC = {"type": "MultiPolygon", "coordinates": [
+    [[[170, -10], [180, -10], [180, 10], [170, 10], [170, -10]]],
+    [[[-180, -10], [-170, -10], [-170, 10], [-180, 10], [-180, -10]]],
+]}
+
+UNET = feature(
+    "grp/flood/unet", "ai-model", dt="2020-01-01T00:00:00Z", geometry=box(0, 0, 10, 10),
+    title="Flood segmentation UNet",
+    description="A UNet model for flood mapping from Sentinel-1 imagery.",
+    keywords=["flood", "sentinel-1", "segmentation"], eo__cloud_cover=5,
+    mlm__framework="pytorch", sharinghub__stars=12, created="2019-06-01T12:00:00+02:00",
+    sharinghub__private=False,
+)
+CROPS = feature(
+    "grp/crops/rf", "ai-model", start="2019-01-01T00:00:00Z", end="2019-12-31T23:59:59Z",
+    geometry=TRIANGLE, title="Crop type random forest",
+    description="Classifies crop types from optical time series.",
+    keywords=["agriculture", "crops"], eo__cloud_cover=40.5, mlm__framework="sklearn",
+    sharinghub__stars=3, created="2018-12-01T00:00:00Z", sharinghub__private=True,
+)
+TILES = feature(
+    "grp/data/s2-tiles", "dataset", dt="2021-06-15T10:30:00.5Z", geometry=PACIFIC,
+    bbox=[170, -10, -170, 10], title="Sentinel-2 tiles of the Pacific",
+    description="Flood events over Pacific islands.", keywords=["sentinel-2", "pacific"],
+    eo__cloud_cover="unknown", sharinghub__stars=50,
+)
+WEATHER = feature(
+    "grp/data/weather", "dataset", dt="2022-03-01T00:00:00Z", title="Tabular weather data",
+    description='Weather stations: "café" données, CSV 100% [raw]',
+    keywords=["weather"], sharinghub__stars=0,
+)
+CLIMATE = feature(
+    "grp/sub/deep/climate", "ai-model", start="2018-01-01T00:00:00Z",
+    end="2023-01-01T00:00:00Z", geometry={"type": "Point", "coordinates": [-50, 40]},
+    title="Long-running climate model",
+    description="River flood flood flood model, decades of reanalysis.", keywords=[],
+    mlm__framework="tensorflow", sharinghub__stars=7,
+)
+UNDATED = feature("grp/undated", "dataset", description="No dates, no title, no geometry.")
+
+CORPUS = [UNET, CROPS, TILES, WEATHER, CLIMATE, UNDATED]
+BY_ID = {item["id"]: item for item in CORPUS}
+
+
+def update(*items: dict, project: str | None = None, **state) -> ProjectUpdate:
+    return ProjectUpdate(project=project or items[0]["id"], state=state or {"v": 1},
+                         items=list(items))
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path}/index/catalog.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def corpus(store):
+    store.apply("gitlab", [update(item) for item in CORPUS], [])
+    return store
+
+
+def ids(page_or_items) -> set[str]:
+    items = page_or_items.items if hasattr(page_or_items, "items") else page_or_items
+    return {item["id"] for item in items}
+
+
+def found(store, **query) -> set[str]:
+    page = store.search(Query(limit=1000, **query))
+    assert page.matched == len(page.items)
+    return ids(page)
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+def test_open_store_creates_folders_and_persists(tmp_path):
+    path = tmp_path / "a" / "b" / "idx.sqlite"
+    store = open_store(str(path))
+    store.apply("gitlab", [update(UNET)], [])
+    store.set_meta("crawl", {"status": "done", "n": 1})
+    store.close()
+    assert path.exists()
+    again = open_store(f"sqlite:///{path}")
+    try:
+        assert again.get_item("ai-model", UNET["id"]) == UNET
+        assert again.get_meta("crawl") == {"status": "done", "n": 1}
+        assert again.project_states("gitlab") == {UNET["id"]: {"v": 1}}
+    finally:
+        again.close()
+
+
+def test_items_round_trip_exactly(corpus):
+    for item in CORPUS:
+        assert corpus.get_item(item["collection"], item["id"]) == item
+    assert corpus.get_item("dataset", UNET["id"]) is None  # wrong collection
+    assert corpus.get_item("ai-model", "nope") is None
+    page = corpus.search(Query(ids=[UNET["id"]]))
+    assert page.items == [UNET]
+
+
+def test_apply_replaces_a_projects_items_and_state(store):
+    model = feature("g/p", "ai-model", dt="2020-01-01T00:00:00Z", title="old model")
+    data = feature("g/p", "dataset", dt="2020-01-01T00:00:00Z", title="old data")
+    store.apply("gitlab", [update(model, data, v=1)], [])
+    assert found(store) == {"g/p"} and store.search(Query()).matched == 2
+
+    new_model = feature("g/p", "ai-model", dt="2021-01-01T00:00:00Z", title="new model")
+    store.apply("gitlab", [update(new_model, v=2)], [])
+    assert store.get_item("dataset", "g/p") is None  # no longer produced: gone
+    assert store.get_item("ai-model", "g/p")["properties"]["title"] == "new model"
+    assert store.project_states("gitlab") == {"g/p": {"v": 2}}
+    assert found(store, q=["old"]) == set()  # the text index followed
+    assert store.queryables("dataset") == {}
+
+
+def test_apply_deletions_and_sources(store):
+    store.apply("gitlab", [update(UNET), update(CROPS)], [])
+    store.apply("local", [update(WEATHER, project="folder/weather")], [])
+    # deleting a project id of one source leaves the same id of another source alone
+    store.apply("local", [], [UNET["id"]])
+    assert store.get_item("ai-model", UNET["id"]) is not None
+    assert set(store.project_states("gitlab")) == {UNET["id"], CROPS["id"]}
+
+    store.apply("gitlab", [], [UNET["id"]])
+    assert store.get_item("ai-model", UNET["id"]) is None
+    assert set(store.project_states("gitlab")) == {CROPS["id"]}
+    assert store.project_states("local") == {"folder/weather": {"v": 1}}
+    assert found(store) == {CROPS["id"], WEATHER["id"]}
+    assert found(store, bbox=(0, 0, 10, 10)) == set()  # its R*Tree entry went too
+    assert found(store, q=["unet"]) == set()
+    assert store.project_states("nobody") == {}
+
+
+def test_an_item_from_another_source_is_replaced_by_the_newer_write(store):
+    store.apply("gitlab", [update(UNET, project="a")], [])
+    newer = json.loads(json.dumps(UNET))
+    newer["properties"]["title"] = "Mirrored UNet"
+    store.apply("local", [update(newer, project="b")], [])
+    assert store.search(Query()).matched == 1
+    assert store.get_item("ai-model", UNET["id"])["properties"]["title"] == "Mirrored UNet"
+    assert found(store, q=["mirrored"]) == {UNET["id"]}
+    assert found(store, q=["flood segmentation unet"]) == set()  # the old title
+    # deleting the project of the source that lost the item does not delete the winner
+    store.apply("gitlab", [], ["a"])
+    assert store.get_item("ai-model", UNET["id"]) is not None
+
+
+def test_a_failing_apply_changes_nothing(corpus):
+    before = corpus.search(Query(limit=100))
+    states = corpus.project_states("gitlab")
+    changed = feature(UNET["id"], "ai-model", dt="2030-01-01T00:00:00Z", title="changed")
+    bad_state = ProjectUpdate(project="x/y", state={"oops": object()}, items=[])
+    with pytest.raises(TypeError):
+        # the first update and the deletion run before the state that cannot be stored
+        corpus.apply("gitlab", [update(changed), bad_state], [CROPS["id"]])
+    after = corpus.search(Query(limit=100))
+    assert after.items == before.items and after.matched == before.matched
+    assert corpus.project_states("gitlab") == states
+    assert found(corpus, q=["changed"]) == set()
+    assert corpus.collections()["ai-model"].count == 3
+    # and the store still takes writes
+    corpus.apply("gitlab", [update(changed)], [])
+    assert found(corpus, q=["changed"]) == {UNET["id"]}
+
+
+def test_project_of_an_item(store):
+    store.apply("gitlab", [update(UNET, v=1)], [])
+    store.apply("local", [update(CROPS, project="folder/crops", v=2),
+                          ProjectUpdate(project="folder/empty", state={"v": 3})], [])
+    assert store.project(UNET["id"]) == ("gitlab", {"v": 1})
+    assert store.project(CROPS["id"]) == ("local", {"v": 2})  # via its item
+    assert store.project("folder/empty") == ("local", {"v": 3})  # no items: by project id
+    assert store.project("nope") is None
+
+
+def test_apply_rejects_items_without_id_or_collection(store):
+    with pytest.raises(ValueError):
+        store.apply("gitlab", [update({"id": "x", "properties": {}})], [])
+    assert store.search(Query()).matched == 0
+
+
+def test_meta(store):
+    assert store.get_meta("missing") is None
+    store.set_meta("status", {"running": True, "projects": [1, 2]})
+    store.set_meta("count", 3)
+    store.set_meta("status", "idle")
+    assert store.get_meta("status") == "idle"
+    assert store.get_meta("count") == 3
+
+
+# --- search: basic fields -------------------------------------------------------------------
+
+
+def test_collections_ids_and_counts(corpus):
+    assert corpus.search(Query(limit=2)).matched == len(CORPUS)
+    assert found(corpus, collections=["dataset"]) == {TILES["id"], WEATHER["id"], UNDATED["id"]}
+    assert found(corpus, collections=["dataset", "ai-model"]) == set(BY_ID)
+    assert found(corpus, collections=["nope"]) == set()
+    assert found(corpus, ids=[UNET["id"], TILES["id"], "nope"]) == {UNET["id"], TILES["id"]}
+    assert found(corpus, ids=[UNET["id"]], collections=["dataset"]) == set()
+    page = corpus.search(Query(limit=0))
+    assert page.items == [] and page.matched == len(CORPUS) and page.next_token is None
+    with pytest.raises(QueryError):
+        corpus.search(Query(limit=-1))
+
+
+def test_free_text(corpus):
+    assert found(corpus, q=["flood"]) == {UNET["id"], TILES["id"], CLIMATE["id"]}
+    assert found(corpus, q=["FLOOD"]) == found(corpus, q=["flood"])  # case-insensitive
+    assert found(corpus, q=["weather", "crops"]) == {WEATHER["id"], CROPS["id"]}  # OR
+    # a multi-word term is a phrase: words next to each other, in that order
+    assert found(corpus, q=["random forest"]) == {CROPS["id"]}
+    assert found(corpus, q=["forest random"]) == set()
+    assert found(corpus, q=["sentinel-2"]) == {TILES["id"]}
+    assert found(corpus, q=["sentinel"]) == {UNET["id"], TILES["id"]}
+    assert found(corpus, q=["flooding"]) == set()  # no stemming
+    assert found(corpus, q=["cafe"]) == {WEATHER["id"]}  # accents folded
+    # FTS syntax in terms is just text
+    assert found(corpus, q=['"café" données']) == {WEATHER["id"]}
+    assert found(corpus, q=["flood OR weather"]) == set()
+    assert found(corpus, q=["NOT", "100%"]) == {WEATHER["id"]}
+    assert found(corpus, q=["title:flood"]) == set()
+    assert found(corpus, q=["flo*"]) == set()
+    # terms of punctuation only match nothing rather than failing
+    assert found(corpus, q=["-"]) == set()
+    assert found(corpus, q=['"', "..."]) == set()
+    assert found(corpus, q=["---", "weather"]) == {WEATHER["id"]}
+    assert found(corpus, q=["crop\x00type"]) == {CROPS["id"]}
+    # title and description only index properties, not ids
+    assert found(corpus, q=["grp"]) == set()
+    # keywords are indexed
+    assert found(corpus, q=["agriculture"]) == {CROPS["id"]}
+
+
+def test_free_text_ranks_by_relevance(corpus):
+    page = corpus.search(Query(q=["flood"], limit=10))
+    # a title hit outranks descriptions (CLIMATE says flood three times in its description)
+    assert page.items[0]["id"] == UNET["id"]
+    assert [i["id"] for i in page.items[1:]] == [CLIMATE["id"], TILES["id"]]
+    # with a sortby, the sort wins over relevance
+    page = corpus.search(Query(q=["flood"], sortby=[("datetime", "asc")]))
+    assert [i["id"] for i in page.items] == [CLIMATE["id"], UNET["id"], TILES["id"]]
+
+
+def test_datetime(corpus):
+    def between(a, b):
+        return found(corpus, datetime=Interval(ts(a) if a else None, ts(b) if b else None))
+
+    assert between("2019-06-01T00:00:00Z", "2019-06-02T00:00:00Z") == {CROPS["id"], CLIMATE["id"]}
+    # instants: a range contains its bounds
+    assert between("2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z") == {UNET["id"], CLIMATE["id"]}
+    assert between("2019-12-31T23:59:59Z", "2019-12-31T23:59:59Z") == {CROPS["id"], CLIMATE["id"]}
+    assert between("2020-01-01T00:00:01Z", "2020-01-01T00:00:01Z") == {CLIMATE["id"]}
+    # sub-second timestamps
+    assert between("2021-06-15T10:30:00.5Z", "2021-06-15T10:30:00.5Z") == \
+        {TILES["id"], CLIMATE["id"]}
+    assert between("2021-06-15T10:30:00.4Z", "2021-06-15T10:30:00.49Z") == {CLIMATE["id"]}
+    # open ends
+    assert between("2022-01-01T00:00:00Z", None) == {WEATHER["id"], CLIMATE["id"]}
+    assert between(None, "2018-06-01T00:00:00Z") == {CLIMATE["id"]}
+    assert between(None, None) == set(BY_ID) - {UNDATED["id"]}
+    # time zones are honoured
+    assert found(corpus, datetime=Interval(
+        datetime(2022, 3, 1, 1, 0, tzinfo=timezone(__import__("datetime").timedelta(hours=1))),
+        None)) == {WEATHER["id"], CLIMATE["id"]}
+    # dates: the whole day
+    assert found(corpus, datetime=Interval(date(2021, 6, 15), date(2021, 6, 15))) == \
+        {TILES["id"], CLIMATE["id"]}
+    with pytest.raises(QueryError):
+        between("2021-01-01T00:00:00Z", "2020-01-01T00:00:00Z")
+
+
+def test_bbox(corpus):
+    assert found(corpus, bbox=(1, 1, 2, 2)) == {UNET["id"]}
+    assert found(corpus, bbox=(-60, 30, 15, 50)) == {CLIMATE["id"]}
+    # touching edges intersect
+    assert found(corpus, bbox=(10, 10, 11, 11)) == {UNET["id"]}
+    assert found(corpus, bbox=(10.000001, 10.000001, 11, 11)) == set()
+    # an item's bbox, not its geometry: the triangle's empty corner matches
+    assert found(corpus, bbox=(28, 8, 29, 9)) == {CROPS["id"]}
+    # antimeridian: the query's box crossing it, the item's box crossing it
+    assert found(corpus, bbox=(175, -1, -175, 1)) == {TILES["id"]}
+    assert found(corpus, bbox=(178, -1, 179, 1)) == {TILES["id"]}
+    assert found(corpus, bbox=(-179, -1, -178, 1)) == {TILES["id"]}
+    assert found(corpus, bbox=(0, -1, 5, 1)) == {UNET["id"]}  # not the Pacific item
+    assert found(corpus, bbox=(160, -50, 25, 50)) == {TILES["id"], UNET["id"], CROPS["id"],
+                                                      CLIMATE["id"]}
+    assert found(corpus, bbox=(160, -50, -60, 50)) == {TILES["id"]}
+    assert found(corpus, bbox=(-180, -90, 180, 90)) == set(BY_ID) - {WEATHER["id"],
+                                                                      UNDATED["id"]}
+    assert found(corpus, bbox=(0, 0, 0, 10, 10, 5)) == {UNET["id"]}  # 3D bbox
+    with pytest.raises(QueryError):
+        corpus.search(Query(bbox=(0, 10, 1, 5)))  # south above north
+
+
+def test_bbox_is_exact_beyond_the_rtree_precision(store):
+    # the R*Tree keeps 32-bit floats (rounded outwards); answers use the exact bbox
+    item = feature("g/edge", "dataset", dt="2020-01-01T00:00:00Z",
+                   geometry=box(10.05, 10.05, 10.1, 10.1))
+    store.apply("gitlab", [update(item)], [])
+    assert found(store, bbox=(10.1, 10.1, 11, 11)) == {"g/edge"}
+    assert found(store, bbox=(10.1000001, 10.1000001, 11, 11)) == set()
+    assert found(store, bbox=(10.1000001, -90, -179, 90)) == set()
+    assert found(store, bbox=(10.0, -90, -179, 90)) == {"g/edge"}
+
+
+def test_intersects_is_exact(corpus):
+    inside_bbox_outside_triangle = {"type": "Point", "coordinates": [28, 8]}
+    assert found(corpus, intersects=inside_bbox_outside_triangle) == set()
+    assert found(corpus, intersects={"type": "Point", "coordinates": [21, 1]}) == {CROPS["id"]}
+    line = {"type": "LineString", "coordinates": [[5, 5], [22, 1]]}
+    assert found(corpus, intersects=line) == {UNET["id"], CROPS["id"]}
+    assert found(corpus, intersects=box(175, -1, 176, 1)) == {TILES["id"]}
+    assert found(corpus, intersects=box(-51, 39, -49, 41)) == {CLIMATE["id"]}
+    with pytest.raises(QueryError):
+        corpus.search(Query(intersects={"type": "Polygon", "coordinates": "nope"}))
+
+
+# --- search: filters ------------------------------------------------------------------------
+
+
+def test_compare(corpus):
+    cc = Prop("eo:cloud_cover")
+    assert found(corpus, filter=Compare("<", cc, 10)) == {UNET["id"]}
+    assert found(corpus, filter=Compare(">=", cc, 5)) == {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Compare("=", cc, 40.5)) == {CROPS["id"]}
+    # the string "unknown" neither equals nor differs from a number: no error, no match
+    assert found(corpus, filter=Compare("<>", cc, 5)) == {CROPS["id"]}
+    assert found(corpus, filter=Compare("=", cc, "unknown")) == {TILES["id"]}
+    assert found(corpus, filter=Compare(">", cc, "a")) == {TILES["id"]}  # strings compare
+    assert found(corpus, filter=Compare(">", 10, cc)) == {UNET["id"]}  # literal on the left
+    assert found(corpus, filter=Compare("=", Prop("mlm:framework"), "pytorch")) == {UNET["id"]}
+    assert found(corpus, filter=Compare("<>", Prop("mlm:framework"), "pytorch")) == \
+        {CROPS["id"], CLIMATE["id"]}  # a missing property is unknown, not different
+    assert found(corpus, filter=Compare("=", Prop("sharinghub:private"), True)) == {CROPS["id"]}
+    assert found(corpus, filter=Compare("=", Prop("sharinghub:private"), False)) == {UNET["id"]}
+    assert found(corpus, filter=Compare("=", Prop("sharinghub:stars"), True)) == set()
+    assert found(corpus, filter=Compare("=", Prop("id"), UNET["id"])) == {UNET["id"]}
+    assert found(corpus, filter=Compare("=", Prop("collection"), "dataset")) == \
+        {TILES["id"], WEATHER["id"], UNDATED["id"]}
+    assert found(corpus, filter=Compare("=", Prop("id"), 5)) == set()
+    assert found(corpus, filter=Compare("=", Prop("title"), "Tabular weather data")) == \
+        {WEATHER["id"]}
+    assert found(corpus, filter=Compare("=", Prop("properties.title"), "Tabular weather data")) \
+        == {WEATHER["id"]}
+    # unknown properties are NULL
+    assert found(corpus, filter=Compare("=", Prop("no:such"), 1)) == set()
+    assert found(corpus, filter=Not(Compare("=", Prop("no:such"), 1))) == set()
+    # literal-only comparisons
+    assert found(corpus, filter=Compare("<", 1, 2)) == set(BY_ID)
+    assert found(corpus, filter=Compare("<", "a", 2)) == set()
+    with pytest.raises(QueryError):
+        corpus.search(Query(filter=Compare("~", cc, 1)))
+
+
+def test_compare_timestamps(corpus):
+    dt = Prop("datetime")
+    assert found(corpus, filter=Compare(">", dt, ts("2021-01-01T00:00:00Z"))) == \
+        {TILES["id"], WEATHER["id"]}
+    assert found(corpus, filter=Compare("=", dt, ts("2021-06-15T10:30:00.5Z"))) == {TILES["id"]}
+    assert found(corpus, filter=Compare("=", dt, "2021-06-15T10:30:00.500+00:00")) == \
+        {TILES["id"]}  # an ISO string compared with a timestamp property is a timestamp
+    assert found(corpus, filter=Compare(">=", dt, date(2022, 3, 1))) == {WEATHER["id"]}
+    assert found(corpus, filter=Compare("<", Prop("end_datetime"), ts("2020-01-01T00:00:00Z"))) \
+        == {CROPS["id"]}
+    assert found(corpus, filter=Compare(">", Prop("start_datetime"), ts("2021-01-01T00:00:00Z"))) \
+        == {TILES["id"], WEATHER["id"]}
+    # a range item's datetime is its start
+    assert found(corpus, filter=Compare("=", dt, ts("2018-01-01T00:00:00Z"))) == {CLIMATE["id"]}
+    # ISO string properties, with offsets, compare as instants
+    created = Prop("created")
+    assert found(corpus, filter=Compare("=", created, ts("2019-06-01T10:00:00Z"))) == {UNET["id"]}
+    assert found(corpus, filter=Compare("<", created, ts("2019-06-01T10:00:00Z"))) == {CROPS["id"]}
+    assert found(corpus, filter=Compare(">", created, datetime(2019, 1, 1))) == {UNET["id"]}
+    assert found(corpus, filter=Compare(">", Prop("title"), datetime(2019, 1, 1))) == set()
+    assert found(corpus, filter=Compare("=", dt, "not a date")) == set()
+    # property to property
+    assert found(corpus, filter=Compare("<", Prop("created"), Prop("datetime"))) == \
+        {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Compare("<", Prop("start_datetime"), Prop("end_datetime"))) == \
+        {CROPS["id"], CLIMATE["id"]}
+
+
+def test_like(corpus):
+    assert found(corpus, filter=Like(Prop("id"), "grp/data/%")) == {TILES["id"], WEATHER["id"]}
+    assert found(corpus, filter=Like(Prop("title"), "%UNet")) == {UNET["id"]}
+    assert found(corpus, filter=Like(Prop("title"), "%unet")) == set()  # case-sensitive
+    assert found(corpus, filter=Like(Prop("mlm:framework"), "py_orch")) == {UNET["id"]}
+    assert found(corpus, filter=Like(Prop("mlm:framework"), "py_rch")) == set()
+    # escapes, and GLOB's own special characters are literal
+    assert found(corpus, filter=Like(Prop("description"), "%100\\%%")) == {WEATHER["id"]}
+    assert found(corpus, filter=Like(Prop("description"), "%1000\\%%")) == set()
+    assert found(corpus, filter=Like(Prop("description"), "%[raw]")) == {WEATHER["id"]}
+    assert found(corpus, filter=Like(Prop("description"), "%\\[raw\\]")) == {WEATHER["id"]}
+    assert found(corpus, filter=Like(Prop("description"), "%[ra_]")) == {WEATHER["id"]}
+    assert found(corpus, filter=Like(Prop("description"), "%[r?w]")) == set()
+    assert found(corpus, filter=Like(Prop("description"), "%\\_%")) == set()
+    assert found(corpus, filter=Like(Prop("description"), "*%")) == set()
+    assert found(corpus, filter=Like(Prop("sharinghub:stars"), "%")) == set()  # not a string
+    assert found(corpus, filter=Not(Like(Prop("id"), "grp/%"))) == set()
+
+
+def test_in_between_isnull(corpus):
+    fw = Prop("mlm:framework")
+    assert found(corpus, filter=In(fw, ("pytorch", "sklearn", "jax"))) == {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Not(In(fw, ("pytorch", "sklearn")))) == {CLIMATE["id"]}
+    assert found(corpus, filter=In(Prop("collection"), ("dataset",))) == \
+        {TILES["id"], WEATHER["id"], UNDATED["id"]}
+    cc = Prop("eo:cloud_cover")
+    # values of several types: each item's value is tested against those of its own type
+    assert found(corpus, filter=In(cc, (5, "unknown"))) == {UNET["id"], TILES["id"]}
+    assert found(corpus, filter=Not(In(cc, (5, "unknown")))) == {CROPS["id"]}
+    assert found(corpus, filter=In(cc, ())) == set()
+    assert found(corpus, filter=In(Prop("datetime"), (ts("2020-01-01T00:00:00Z"),))) == \
+        {UNET["id"]}
+    assert found(corpus, filter=In(Prop("created"), ("2018-12-01T00:00:00Z",
+                                                     ts("2019-06-01T10:00:00Z")))) == \
+        {UNET["id"], CROPS["id"]}
+    stars = Prop("sharinghub:stars")
+    assert found(corpus, filter=Between(stars, 3, 12)) == {UNET["id"], CROPS["id"], CLIMATE["id"]}
+    assert found(corpus, filter=Not(Between(stars, 3, 12))) == \
+        {TILES["id"], WEATHER["id"]}  # UNDATED has no stars: unknown
+    assert found(corpus, filter=Between(Prop("datetime"), ts("2021-01-01T00:00:00Z"),
+                                        ts("2022-12-31T00:00:00Z"))) == {TILES["id"],
+                                                                         WEATHER["id"]}
+    assert found(corpus, filter=IsNull(fw)) == {TILES["id"], WEATHER["id"], UNDATED["id"]}
+    assert found(corpus, filter=IsNull(Prop("no:such"))) == set(BY_ID)
+    assert found(corpus, filter=IsNull(Prop("geometry"))) == {WEATHER["id"], UNDATED["id"]}
+    assert found(corpus, filter=IsNull(Prop("title"))) == {UNDATED["id"]}
+    assert found(corpus, filter=IsNull(Prop("datetime"))) == {UNDATED["id"]}
+    assert found(corpus, filter=Not(IsNull(Prop("end_datetime")))) == \
+        set(BY_ID) - {UNDATED["id"]}
+
+
+def test_boolean_logic(corpus):
+    ai = Compare("=", Prop("collection"), "ai-model")
+    popular = Compare(">", Prop("sharinghub:stars"), 5)
+    assert found(corpus, filter=And((ai, popular))) == {UNET["id"], CLIMATE["id"]}
+    assert found(corpus, filter=Or((ai, popular))) == \
+        {UNET["id"], CROPS["id"], CLIMATE["id"], TILES["id"]}
+    assert found(corpus, filter=And((ai, Not(popular)))) == {CROPS["id"]}
+    assert found(corpus, filter=Not(Or((ai, popular)))) == {WEATHER["id"]}
+    assert found(corpus, filter=And(())) == set(BY_ID)
+    assert found(corpus, filter=Or(())) == set()
+    # filters combine with the other fields
+    assert found(corpus, filter=popular, q=["flood"], collections=["ai-model"]) == \
+        {UNET["id"], CLIMATE["id"]}
+    # a boolean property on its own is a predicate
+    assert found(corpus, filter=Prop("sharinghub:private")) == {CROPS["id"]}
+    with pytest.raises(QueryError):
+        corpus.search(Query(filter=object()))
+
+
+def test_spatial(corpus):
+    geom = Prop("geometry")
+    point_outside_triangle = {"type": "Point", "coordinates": [28, 8]}
+    assert found(corpus, filter=Spatial("s_intersects", geom, point_outside_triangle)) == set()
+    assert found(corpus, filter=Spatial("s_intersects", geom, box(-60, 0, 21, 50))) == \
+        {UNET["id"], CROPS["id"], CLIMATE["id"]}
+    assert found(corpus, filter=Spatial("s_intersects", box(-60, 0, 21, 50), geom)) == \
+        {UNET["id"], CROPS["id"], CLIMATE["id"]}
+    # disjoint is the complement among items that have a geometry
+    assert found(corpus, filter=Spatial("s_disjoint", geom, point_outside_triangle)) == \
+        {UNET["id"], CROPS["id"], TILES["id"], CLIMATE["id"]}
+    assert found(corpus, filter=Not(Spatial("s_intersects", geom, box(-60, 0, 21, 50)))) == \
+        {TILES["id"]}
+    assert found(corpus, filter=Spatial("s_within", geom, box(-1, -1, 11, 11))) == {UNET["id"]}
+    assert found(corpus, filter=Spatial("s_contains", geom, box(1, 1, 2, 2))) == {UNET["id"]}
+    assert found(corpus, filter=Spatial("s_contains", box(-1, -1, 50, 11), geom)) == \
+        {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Spatial("s_equals", geom, TRIANGLE)) == {CROPS["id"]}
+    assert found(corpus, filter=Spatial("s_touches", geom, box(10, 0, 20, 10))) == \
+        {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Spatial("s_overlaps", geom, box(5, 5, 15, 15))) == {UNET["id"]}
+    assert found(corpus, filter=Spatial("s_crosses", geom,
+                                        {"type": "LineString", "coordinates": [[-5, 5], [5, 5]]})
+                 ) == {UNET["id"]}
+    # a bbox literal, also across the antimeridian
+    assert found(corpus, filter=Spatial("s_intersects", geom, [175, -1, -175, 1])) == \
+        {TILES["id"]}
+    assert found(corpus, filter=Spatial("s_intersects", geom, [-169, -1, 169, 1])) == \
+        {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Compare("=", geom, TRIANGLE)) == {CROPS["id"]}
+    with pytest.raises(QueryError):
+        corpus.search(Query(filter=Spatial("s_nearby", geom, TRIANGLE)))
+    with pytest.raises(QueryError):
+        corpus.search(Query(filter=Spatial("s_intersects", geom, "POINT (1 1)")))
+
+
+def epoch(value) -> float:
+    if isinstance(value, str):
+        value = ts(value)
+    return value.timestamp()
+
+
+#: CQL2 temporal functions on [a0, a1] and [b0, b1], written independently of the store
+ALLEN = {
+    "t_after": lambda a0, a1, b0, b1: a0 > b1,
+    "t_before": lambda a0, a1, b0, b1: a1 < b0,
+    "t_contains": lambda a0, a1, b0, b1: a0 < b0 and a1 > b1,
+    "t_disjoint": lambda a0, a1, b0, b1: not (a0 <= b1 and a1 >= b0),
+    "t_during": lambda a0, a1, b0, b1: a0 > b0 and a1 < b1,
+    "t_equals": lambda a0, a1, b0, b1: a0 == b0 and a1 == b1,
+    "t_finishedby": lambda a0, a1, b0, b1: a0 < b0 and a1 == b1,
+    "t_finishes": lambda a0, a1, b0, b1: a0 > b0 and a1 == b1,
+    "t_intersects": lambda a0, a1, b0, b1: a0 <= b1 and a1 >= b0,
+    "t_meets": lambda a0, a1, b0, b1: a1 == b0,
+    "t_metby": lambda a0, a1, b0, b1: a0 == b1,
+    "t_overlappedby": lambda a0, a1, b0, b1: b0 < a0 < b1 < a1,
+    "t_overlaps": lambda a0, a1, b0, b1: a0 < b0 < a1 < b1,
+    "t_startedby": lambda a0, a1, b0, b1: a0 == b0 and a1 > b1,
+    "t_starts": lambda a0, a1, b0, b1: a0 == b0 and a1 < b1,
+}
+INF = float("inf")
+
+TEMPORAL_LITERALS = [
+    ts("2020-01-01T00:00:00Z"),  # UNET's instant, inside CLIMATE
+    ts("2019-01-01T00:00:00Z"),  # CROPS' start
+    ts("2023-01-01T00:00:00Z"),  # CLIMATE's end
+    Interval(ts("2019-01-01T00:00:00Z"), ts("2019-12-31T23:59:59Z")),  # CROPS exactly
+    Interval(ts("2018-01-01T00:00:00Z"), ts("2020-01-01T00:00:00Z")),  # starts with CLIMATE
+    Interval(ts("2019-12-31T23:59:59Z"), ts("2021-06-15T10:30:00.5Z")),  # CROPS end - TILES
+    Interval(ts("2017-01-01T00:00:00Z"), ts("2023-01-01T00:00:00Z")),  # ends with CLIMATE
+    Interval(ts("2019-06-01T00:00:00Z"), None),
+    Interval(None, ts("2020-01-01T00:00:00Z")),
+    Interval(None, None),
+]
+
+
+def literal_bounds(value) -> tuple[float, float]:
+    if isinstance(value, Interval):
+        return (-INF if value.start is None else epoch(value.start),
+                INF if value.end is None else epoch(value.end))
+    return epoch(value), epoch(value)
+
+
+def item_bounds(item) -> tuple[float, float] | None:
+    p = item["properties"]
+    start = p.get("start_datetime") or p.get("datetime")
+    end = p.get("end_datetime") or p.get("datetime")
+    return (epoch(start), epoch(end)) if start else None
+
+
+@pytest.mark.parametrize("op", TEMPORAL_OPS)
+def test_temporal_functions_follow_allen(corpus, op):
+    assert set(ALLEN) == set(TEMPORAL_OPS)
+    for literal in TEMPORAL_LITERALS:
+        b0, b1 = literal_bounds(literal)
+        expected = {item["id"] for item in CORPUS
+                    if item_bounds(item) and ALLEN[op](*item_bounds(item), b0, b1)}
+        assert found(corpus, filter=Temporal(op, Prop("datetime"), literal)) == expected, literal
+        # swapped operands: the literal is ``a``
+        swapped = {item["id"] for item in CORPUS
+                   if item_bounds(item) and ALLEN[op](b0, b1, *item_bounds(item))}
+        assert found(corpus, filter=Temporal(op, literal, Prop("datetime"))) == swapped, literal
+
+
+def test_temporal_examples(corpus):
+    dt = Prop("datetime")
+    crops = Interval(ts("2019-01-01T00:00:00Z"), ts("2019-12-31T23:59:59Z"))
+    assert found(corpus, filter=Temporal("t_equals", dt, crops)) == {CROPS["id"]}
+    assert found(corpus, filter=Temporal("t_during", dt, crops)) == set()
+    assert found(corpus, filter=Temporal("t_contains", dt, crops)) == {CLIMATE["id"]}
+    assert found(corpus, filter=Temporal("t_intersects", dt, ts("2020-01-01T00:00:00Z"))) == \
+        {UNET["id"], CLIMATE["id"]}
+    assert found(corpus, filter=Temporal("t_before", dt, Interval(ts("2021-01-01T00:00:00Z"),
+                                                                  None))) == \
+        {UNET["id"], CROPS["id"]}
+    assert found(corpus, filter=Temporal("t_after", dt, Interval(None, ts("2021-01-01T00:00:00Z")))
+                 ) == {TILES["id"], WEATHER["id"]}
+    assert found(corpus, filter=Not(Temporal("t_intersects", dt, crops))) == \
+        {UNET["id"], TILES["id"], WEATHER["id"]}  # UNDATED has no time: unknown
+    # a date stands for its day
+    assert found(corpus, filter=Temporal("t_during", dt, date(2021, 6, 15))) == {TILES["id"]}
+    # a string property holding a timestamp, and start/end properties as instants
+    assert found(corpus, filter=Temporal("t_before", Prop("created"), ts("2019-01-01T00:00:00Z"))
+                 ) == {CROPS["id"]}
+    assert found(corpus, filter=Temporal("t_equals", Prop("end_datetime"),
+                                         ts("2023-01-01T00:00:00Z"))) == {CLIMATE["id"]}
+    assert found(corpus, filter=Temporal("T_MEETS", Prop("start_datetime"),
+                                         ts("2019-01-01T00:00:00Z"))) == {CROPS["id"]}
+    assert found(corpus, filter=Temporal("t_intersects", Prop("title"), crops)) == set()
+    with pytest.raises(QueryError):
+        corpus.search(Query(filter=Temporal("t_near", dt, crops)))
+
+
+def test_weird_property_names(store):
+    item = feature("g/q", "dataset", dt="2020-01-01T00:00:00Z", **{'we"ird': 1, "it's": "x"})
+    store.apply("gitlab", [update(item)], [])
+    assert found(store, filter=Compare("=", Prop('we"ird'), 1)) == {"g/q"}
+    assert found(store, filter=Compare("=", Prop("it's"), "x")) == {"g/q"}
+    assert found(store, sortby=[("it's", "asc")]) == {"g/q"}
+    assert store.queryables()["we\"ird"] == "integer"
+
+
+# --- sorting and paging ---------------------------------------------------------------------
+
+
+def order(store, sortby=None, **query) -> list[str]:
+    page = store.search(Query(limit=1000, sortby=sortby or [], **query))
+    return [item["id"] for item in page.items]
+
+
+def test_default_order_and_sortby(corpus):
+    # newest first by datetime (a range's start), undated last
+    assert order(corpus) == [WEATHER["id"], TILES["id"], UNET["id"], CROPS["id"], CLIMATE["id"],
+                             UNDATED["id"]]
+    assert order(corpus, [("datetime", "asc")]) == [UNDATED["id"], CLIMATE["id"], CROPS["id"],
+                                                    UNET["id"], TILES["id"], WEATHER["id"]]
+    assert order(corpus, [("sharinghub:stars", "desc")]) == [
+        TILES["id"], UNET["id"], CLIMATE["id"], CROPS["id"], WEATHER["id"], UNDATED["id"]]
+    assert order(corpus, [("properties.sharinghub:stars", "asc")])[0] == UNDATED["id"]
+    assert order(corpus, [("title", "asc")]) == [
+        UNDATED["id"], CROPS["id"], UNET["id"], CLIMATE["id"], TILES["id"], WEATHER["id"]]
+    assert order(corpus, [("id", "desc")]) == sorted(BY_ID, reverse=True)
+    assert order(corpus, [("collection", "asc"), ("id", "asc")]) == \
+        sorted(BY_ID, key=lambda i: (BY_ID[i]["collection"], i))
+    assert order(corpus, [("end_datetime", "desc")])[:2] == [CLIMATE["id"], WEATHER["id"]]
+    assert order(corpus, [("start_datetime", "asc")])[1:3] == [CLIMATE["id"], CROPS["id"]]
+    assert order(corpus, [("no:such", "asc")]) == order(corpus, [("no:such", "desc")])[::-1]
+    for bad in ([("geometry", "asc")], [("title", "up")], [("", "asc")], [("title",)]):
+        with pytest.raises(QueryError):
+            corpus.search(Query(sortby=bad))
+
+
+@pytest.fixture
+def many(store):
+    """67 items with ties and NULLs in the sort keys, over two sources and two collections."""
+    updates = {"gitlab": [], "local": []}
+    for i in range(67):
+        props = {"sharinghub:stars": i % 5, "title": f"item {i % 9}" if i % 4 else None}
+        if i % 11 == 0:
+            props["sharinghub:stars"] = None
+        item = feature(f"g/p{i:02d}", "ai-model" if i % 3 else "dataset",
+                       dt=None if i % 13 == 0 else f"2020-01-{1 + i % 7:02d}T00:00:00Z",
+                       description="common words" + (" flood" if i % 2 else ""), **props)
+        updates["gitlab" if i % 2 else "local"].append(update(item))
+    for source, ups in updates.items():
+        store.apply(source, ups, [])
+    return store
+
+
+SORTS = [
+    [],
+    [("datetime", "asc")],
+    [("sharinghub:stars", "desc"), ("datetime", "asc")],
+    [("sharinghub:stars", "asc")],
+    [("title", "desc")],
+    [("title", "asc"), ("id", "desc")],
+    [("collection", "asc")],
+]
+
+
+@pytest.mark.parametrize("sortby", SORTS)
+@pytest.mark.parametrize("limit", [1, 7, 10])
+def test_paging_visits_everything_once_forward_and_back(many, sortby, limit):
+    everything = order(many, sortby)
+    assert len(everything) == len(set(everything)) == 67
+    pages, token = [], None
+    while True:
+        page = many.search(Query(sortby=sortby, limit=limit, token=token))
+        assert page.matched == 67
+        assert (page.prev_token is None) == (token is None)
+        pages.append(page)
+        token = page.next_token
+        if token is None:
+            break
+    assert [i["id"] for p in pages for i in p.items] == everything
+    assert all(len(p.items) == limit for p in pages[:-1])
+    # and back from the last page to the first
+    for index in range(len(pages) - 1, 0, -1):
+        back = many.search(Query(sortby=sortby, limit=limit, token=pages[index].prev_token))
+        assert back.items == pages[index - 1].items
+        assert (back.prev_token is None) == (index == 1)
+        assert back.next_token is not None
+        again = many.search(Query(sortby=sortby, limit=limit, token=back.next_token))
+        assert again.items == pages[index].items
+
+
+def test_paging_ranked_free_text(many):
+    everything = order(many, q=["flood"])
+    assert len(everything) == 33
+    seen, token = [], None
+    while True:
+        page = many.search(Query(q=["flood"], limit=4, token=token))
+        seen += [i["id"] for i in page.items]
+        if page.next_token is None:
+            break
+        back = many.search(Query(q=["flood"], limit=4, token=page.next_token))
+        assert many.search(Query(q=["flood"], limit=4, token=back.prev_token)).items == page.items
+        token = page.next_token
+    assert seen == everything
+    with pytest.raises(QueryError):  # a ranking token is tied to its terms
+        many.search(Query(q=["common"], limit=4, token=token))
+
+
+def test_paging_with_filters_and_changes_in_between(many):
+    query = {"collections": ["ai-model"], "filter": Compare(">", Prop("sharinghub:stars"), 1)}
+    expected = order(many, **query)
+    first = many.search(Query(limit=5, **query))
+    assert [i["id"] for i in first.items] == expected[:5]
+    # the page's last item goes away; the next page still starts after where it was
+    gone = first.items[-1]
+    many.apply("local" if int(gone["id"][3:]) % 2 == 0 else "gitlab", [], [gone["id"]])
+    second = many.search(Query(limit=5, token=first.next_token, **query))
+    assert [i["id"] for i in second.items] == expected[5:10]
+    assert second.matched == len(expected) - 1
+
+
+def test_empty_page_still_links_back(many):
+    page = many.search(Query(limit=60))
+    rest = many.search(Query(limit=60, token=page.next_token))
+    assert len(rest.items) == 7
+    # everything on and after the second page is removed
+    for item in rest.items:
+        source = "gitlab" if int(item["id"][3:]) % 2 else "local"
+        many.apply(source, [], [item["id"]])
+    empty = many.search(Query(limit=60, token=page.next_token))
+    assert empty.items == [] and empty.next_token is None
+    back = many.search(Query(limit=60, token=empty.prev_token))
+    assert back.items == page.items
+
+
+def test_empty_page_going_back_still_links_forward(many):
+    first = many.search(Query(limit=10))
+    second = many.search(Query(limit=10, token=first.next_token))
+    for item in first.items:  # everything before the second page goes
+        source = "gitlab" if int(item["id"][3:]) % 2 else "local"
+        many.apply(source, [], [item["id"]])
+    empty = many.search(Query(limit=10, token=second.prev_token))
+    assert empty.items == [] and empty.prev_token is None and empty.next_token is not None
+    assert many.search(Query(limit=10, token=empty.next_token)).items == second.items
+
+
+def test_bad_tokens(many):
+    good = many.search(Query(limit=5)).next_token
+    assert good is not None
+    bad = [
+        "not base64 !!",
+        "eyJub3QiOiJhIHRva2VuIn0",  # {"not":"a token"}
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        base64.urlsafe_b64encode(json.dumps(
+            {"s": [["datetime", "desc"], ["id", "desc"]], "d": "n", "k": [1.0]}).encode()).decode(),
+        base64.urlsafe_b64encode(json.dumps(
+            {"s": [["datetime", "desc"], ["id", "desc"]], "d": "x", "k": [1.0, "a", 1]}
+        ).encode()).decode(),
+        good[:-3],
+    ]
+    for token in bad:
+        with pytest.raises(QueryError):
+            many.search(Query(limit=5, token=token))
+    with pytest.raises(QueryError):  # a token from another sort order
+        many.search(Query(limit=5, token=good, sortby=[("title", "asc")]))
+    with pytest.raises(QueryError):
+        many.search(Query(limit=5, token=good, q=["flood"]))
+    # the same order spelled out is the same order
+    assert many.search(Query(limit=5, token=good, sortby=[("datetime", "desc")])).items
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+
+def test_collections_summaries(corpus):
+    summaries = corpus.collections()
+    assert set(summaries) == {"ai-model", "dataset"}
+    ai = summaries["ai-model"]
+    assert ai.count == 3
+    assert ai.bbox == (-50.0, 0.0, 30.0, 40.0)
+    assert (ai.start, ai.end) == ("2018-01-01T00:00:00Z", "2023-01-01T00:00:00Z")
+    data = summaries["dataset"]
+    assert data.count == 3
+    assert data.bbox == (-180.0, -10.0, 180.0, 10.0)  # holds a box crossing the antimeridian
+    assert (data.start, data.end) == ("2021-06-15T10:30:00.500000Z", "2022-03-01T00:00:00Z")
+
+    # removing the items that hold the edges shrinks the extents
+    corpus.apply("gitlab", [], [CLIMATE["id"], TILES["id"]])
+    summaries = corpus.collections()
+    assert summaries["ai-model"].bbox == (0.0, 0.0, 30.0, 10.0)
+    assert (summaries["ai-model"].start, summaries["ai-model"].end) == \
+        ("2019-01-01T00:00:00Z", "2020-01-01T00:00:00Z")
+    assert summaries["dataset"] == type(data)(count=2, bbox=None, start="2022-03-01T00:00:00Z",
+                                              end="2022-03-01T00:00:00Z")
+    # adding widens them; replacing an item inside the extents keeps them
+    corpus.apply("gitlab", [update(CLIMATE), update(UNET)], [])
+    assert corpus.collections()["ai-model"].bbox == (-50.0, 0.0, 30.0, 40.0)
+    corpus.apply("gitlab", [], [UNET["id"], CROPS["id"], CLIMATE["id"]])
+    assert set(corpus.collections()) == {"dataset"}
+
+
+def test_collections_match_a_recount_after_many_changes(many):
+    for i in range(0, 67, 3):
+        source = "gitlab" if i % 2 else "local"
+        many.apply(source, [], [f"g/p{i:02d}"])
+    remaining = many.search(Query(limit=1000)).items
+    for name, summary in many.collections().items():
+        items = [i for i in remaining if i["collection"] == name]
+        assert summary.count == len(items)
+        dates = sorted(i["properties"]["datetime"] for i in items if i["properties"]["datetime"])
+        assert (summary.start, summary.end) == (dates[0], dates[-1])
+
+
+def test_queryables(corpus):
+    everything = corpus.queryables()
+    assert everything["eo:cloud_cover"] == "number"  # integers and numbers
+    assert everything["sharinghub:stars"] == "integer"
+    assert everything["mlm:framework"] == "string"
+    assert everything["keywords"] == "array"
+    assert everything["sharinghub:private"] == "boolean"
+    assert everything["datetime"] == "string"
+    assert "no:such" not in everything
+    datasets = corpus.queryables("dataset")
+    assert "mlm:framework" not in datasets
+    assert datasets["eo:cloud_cover"] == "string"
+    assert corpus.queryables("nope") == {}
+    corpus.apply("gitlab", [], [UNET["id"], CROPS["id"]])
+    assert "sharinghub:private" not in corpus.queryables()
+
+
+# --- threads --------------------------------------------------------------------------------
+
+
+def test_readers_never_see_a_partial_apply(store):
+    projects = 40
+
+    def generation(version: int) -> list[ProjectUpdate]:
+        return [update(feature(f"g/p{i:02d}", "ai-model", dt="2020-01-01T00:00:00Z",
+                               title=f"version {version}", version=version),
+                       version=version) for i in range(projects)]
+
+    store.apply("gitlab", generation(0), [])
+    reading = threading.Event()
+    done = threading.Event()
+    problems: list[str] = []
+    observed: set[int] = set()
+
+    def reader():
+        try:
+            while True:
+                finished = done.is_set()
+                page = store.search(Query(limit=projects))
+                versions = {i["properties"]["version"] for i in page.items}
+                observed.update(versions)
+                if page.matched != projects or len(page.items) != projects or len(versions) != 1:
+                    problems.append(f"{page.matched} items, versions {sorted(versions)}")
+                text = store.search(Query(q=["version"], limit=0)).matched
+                if text != projects:
+                    problems.append(f"free text saw {text}")
+                reading.set()
+                if finished:
+                    return
+        except Exception as exc:  # pragma: no cover - reported below
+            problems.append(repr(exc))
+            reading.set()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert reading.wait(30)
+    for version in range(1, 80):
+        store.apply("gitlab", generation(version), [])
+    done.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert problems == []
+    assert 79 in observed  # the reader's last look came after the last apply
