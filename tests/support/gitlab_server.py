@@ -1,0 +1,1786 @@
+"""A GitLab REST API (v4) test server speaking real HTTP on loopback.
+
+GitLab cannot run in the test environment, so the crawler is exercised against this server: a
+tornado application in a background thread (with its own asyncio loop) that answers the parts
+of ``/api/v4`` the catalog uses with GitLab's JSON shapes, offset pagination headers and
+``Link`` header, token authentication and visibility rules.  It also records every request,
+injects latency (without blocking, so concurrent clients overlap) and injects faults (random
+with a seeded RNG, or forced with :meth:`GitLabTestServer.fail_next`).
+
+Only tornado and the standard library are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import math
+import random
+import re
+import tarfile
+import threading
+import time
+import traceback
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode
+
+import tornado.httpserver
+import tornado.iostream
+import tornado.netutil
+import tornado.web
+
+__all__ = [
+    "CATEGORY_TOPICS",
+    "LICENSES",
+    "FakeProject",
+    "FaultRule",
+    "GitLabTestServer",
+    "RequestRecord",
+    "make_synthetic_projects",
+]
+
+UTC = timezone.utc
+API_PREFIX = "/api/v4"
+GITLAB_VERSION = "17.5.1"
+
+#: GitLab topics of the SharingHub categories.
+CATEGORY_TOPICS: tuple[str, ...] = (
+    "sharinghub:aimodel",
+    "sharinghub:dataset",
+    "sharinghub:processor",
+    "sharinghub:tools",
+    "sharinghub:space",
+)
+
+#: GitLab's ``license`` objects (``GET /projects/:id?license=true``) by license key.
+LICENSES: dict[str, dict[str, Any]] = {
+    "mit": {
+        "key": "mit",
+        "name": "MIT License",
+        "nickname": None,
+        "html_url": "https://opensource.org/licenses/MIT",
+        "source_url": "https://opensource.org/licenses/MIT",
+    },
+    "apache-2.0": {
+        "key": "apache-2.0",
+        "name": "Apache License 2.0",
+        "nickname": None,
+        "html_url": "https://www.apache.org/licenses/LICENSE-2.0",
+        "source_url": "https://www.apache.org/licenses/LICENSE-2.0",
+    },
+    "gpl-3.0": {
+        "key": "gpl-3.0",
+        "name": "GNU General Public License v3.0",
+        "nickname": "GNU GPLv3",
+        "html_url": "https://www.gnu.org/licenses/gpl-3.0.html",
+        "source_url": "https://www.gnu.org/licenses/gpl-3.0.txt",
+    },
+    "bsd-3-clause": {
+        "key": "bsd-3-clause",
+        "name": 'BSD 3-Clause "New" or "Revised" License',
+        "nickname": None,
+        "html_url": "https://opensource.org/licenses/BSD-3-Clause",
+        "source_url": "https://opensource.org/licenses/BSD-3-Clause",
+    },
+    "cc-by-4.0": {
+        "key": "cc-by-4.0",
+        "name": "Creative Commons Attribution 4.0 International",
+        "nickname": None,
+        "html_url": "https://creativecommons.org/licenses/by/4.0/legalcode",
+        "source_url": "https://creativecommons.org/licenses/by/4.0/legalcode",
+    },
+    "other": {
+        "key": "other",
+        "name": "Other",
+        "nickname": None,
+        "html_url": None,
+        "source_url": None,
+    },
+}
+
+#: SPDX identifiers of the license keys above (what a README's ``license:`` would say).
+_SPDX = {"mit": "MIT", "apache-2.0": "Apache-2.0", "gpl-3.0": "GPL-3.0-only",
+         "bsd-3-clause": "BSD-3-Clause", "cc-by-4.0": "CC-BY-4.0"}
+
+_FAULT_BODIES: dict[int, tuple[str, bytes]] = {
+    500: ("application/json", b'{"message":"500 Internal Server Error"}'),
+    502: ("text/html; charset=utf-8",
+          b"<html><head><title>502 Bad Gateway</title></head><body><center>"
+          b"<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"),
+    503: ("application/json", b'{"message":"503 Service Unavailable"}'),
+    504: ("text/html; charset=utf-8",
+          b"<html><body><h1>504 Gateway Time-out</h1></body></html>\n"),
+    429: ("text/plain", b"Retry later\n"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _now() -> datetime:
+    """Current UTC time truncated to milliseconds (GitLab's precision)."""
+    return _ms(datetime.now(UTC))
+
+
+def _ms(dt: datetime) -> datetime:
+    """``dt`` as an aware UTC datetime truncated to milliseconds (naive means UTC)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    return dt.replace(microsecond=dt.microsecond // 1000 * 1000)
+
+
+def iso_ms(dt: datetime | None) -> str | None:
+    """GitLab's timestamp format for records: ``2024-01-15T10:20:30.123Z``."""
+    if dt is None:
+        return None
+    dt = _ms(dt)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _iso_git(dt: datetime | None) -> str | None:
+    """GitLab's timestamp format for git dates: ``2024-01-15T10:20:30.000+00:00``."""
+    if dt is None:
+        return None
+    return _ms(dt).strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
+
+
+def _parse_time(value: str) -> datetime:
+    """Parse an ISO 8601 query parameter (``Z`` or offset, optional fraction, or a date)."""
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if " " in text and "T" not in text:
+        text = text.replace(" ", "T", 1)
+    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)\.(\d+)(.*)", text)
+    if m:  # Python 3.10's fromisoformat wants exactly 3 or 6 fraction digits
+        text = f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}"
+    dt = datetime.fromisoformat(text)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _to_bytes(content: bytes | str) -> bytes:
+    return content.encode("utf-8") if isinstance(content, str) else bytes(content)
+
+
+def _sha1(*parts: object) -> str:
+    return hashlib.sha1(":".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def _git_blob_sha(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _clean_path(path: str) -> str:
+    clean = "/".join(part for part in path.strip().split("/") if part not in ("", "."))
+    if not clean or ".." in clean.split("/"):
+        raise ValueError(f"bad repository path {path!r}")
+    return clean
+
+
+def _normalize_files(files: Mapping[str, bytes | str]) -> dict[str, bytes]:
+    """Repository files as ``{clean path: bytes}``; a path may not be both a file and a dir."""
+    out = {_clean_path(p): _to_bytes(c) for p, c in files.items()}
+    dirs = {p.rsplit("/", 1)[0] for p in out if "/" in p}
+    dirs |= {d.rsplit("/", i)[0] for d in list(dirs) for i in range(1, d.count("/") + 1)}
+    clash = dirs & out.keys()
+    if clash:
+        raise ValueError(f"paths used as both file and directory: {sorted(clash)}")
+    return out
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes", "on", "t")
+
+
+def _hexish(value: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f]{7,40}", value))
+
+
+# --------------------------------------------------------------------------------------------
+# data model
+
+
+@dataclass
+class FakeProject:
+    """A GitLab project; ``files`` is the repository at the head of the default branch.
+
+    ``path``, ``name`` and ``namespace`` derive from ``path_with_namespace`` unless given;
+    ``head_commit`` is derived from the content unless given.  Datetimes are UTC (naive ones
+    are taken as UTC) and truncated to milliseconds.  ``license`` is GitLab's ``license``
+    object (see :data:`LICENSES`) or just its key (``"mit"``).  Tags are dicts ``{name,
+    commit (sha, default: head), message (None: lightweight), created_at}``; releases are
+    dicts ``{tag_name, name, description, released_at, created_at}``.
+    """
+
+    id: int
+    path_with_namespace: str
+    name: str = ""
+    path: str = ""
+    description: str | None = None
+    topics: list[str] = field(default_factory=list)
+    visibility: str = "public"
+    default_branch: str = "main"
+    created_at: datetime = field(default_factory=lambda: _now() - timedelta(days=30))
+    last_activity_at: datetime = field(default_factory=lambda: _now() - timedelta(days=2))
+    star_count: int = 0
+    forks_count: int = 0
+    files: dict[str, bytes | str] = field(default_factory=dict)
+    head_commit: str = ""
+    tags: list[dict[str, Any]] = field(default_factory=list)
+    releases: list[dict[str, Any]] = field(default_factory=list)
+    license: dict[str, Any] | str | None = None
+    readme_url: str | None = None
+    avatar_url: str | None = None
+    archived: bool = False
+    namespace: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.visibility not in ("public", "internal", "private"):
+            raise ValueError(f"bad visibility {self.visibility!r}")
+        self.path_with_namespace = self.path_with_namespace.strip("/")
+        if "/" not in self.path_with_namespace:
+            raise ValueError("path_with_namespace needs a namespace: 'group/project'")
+        ns_path, own_path = self.path_with_namespace.rsplit("/", 1)
+        self.path = self.path or own_path
+        self.name = self.name or self.path
+        if self.namespace is None:
+            self.namespace = _namespace_of(ns_path)
+        self.created_at = _ms(self.created_at)
+        self.last_activity_at = _ms(self.last_activity_at)
+        if isinstance(self.license, str):
+            self.license = dict(LICENSES.get(self.license.lower(), {
+                **LICENSES["other"], "key": self.license.lower(), "name": self.license}))
+        if not self.head_commit:
+            digest = sorted((p, _git_blob_sha(_to_bytes(c))) for p, c in self.files.items())
+            self.head_commit = _sha1("head", self.id, self.path_with_namespace, digest)
+
+    @property
+    def namespace_path(self) -> str:
+        """Full path of the project's namespace (``group/sub``)."""
+        return self.path_with_namespace.rsplit("/", 1)[0]
+
+
+def _namespace_id(full_path: str) -> int:
+    return 1000 + int(_sha1("ns", full_path.lower())[:8], 16) % 9_000_000
+
+
+def _namespace_of(full_path: str) -> dict[str, Any]:
+    parent = full_path.rsplit("/", 1)[0] if "/" in full_path else None
+    path = full_path.rsplit("/", 1)[-1]
+    return {
+        "id": _namespace_id(full_path),
+        "name": path,
+        "path": path,
+        "kind": "group",
+        "full_path": full_path,
+        "parent_id": _namespace_id(parent) if parent else None,
+        "avatar_url": None,
+    }
+
+
+@dataclass
+class RequestRecord:
+    """One request received by the server.
+
+    ``path`` is the raw (still percent-encoded) path without the query; ``query`` maps each
+    parameter to its last value; ``endpoint`` is the route name (``projects``, ``project``,
+    ``tree``, ``file_raw``, ``file``, ``blob_raw``, ``blob``, ``archive``, ``tags``, ``tag``,
+    ``releases``, ``release``, ``branches``, ``branch``, ``commits``, ``commit``, ``user``,
+    ``version`` or ``unknown``); ``project`` is the id of the project the path names, when it
+    exists; ``status`` is set once answered; ``faulted`` tells an injected fault.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    endpoint: str
+    project: int | None = None
+    token: str | None = None
+    status: int | None = None
+    faulted: bool = False
+    received: float = 0.0
+
+
+Matcher = str | Callable[[RequestRecord], bool] | None
+
+
+@dataclass
+class FaultRule:
+    """A forced failure: the next ``times`` requests matching ``match`` answer ``status``."""
+
+    match: Matcher
+    status: int
+    times: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    hits: int = 0
+
+
+def _matches(match: Matcher, record: RequestRecord) -> bool:
+    """``None`` matches all; ``"/..."`` is a path prefix (``/api/v4`` optional); another
+    string is an endpoint name; a callable is a predicate on the record."""
+    if match is None:
+        return True
+    if callable(match):
+        return bool(match(record))
+    if match.startswith("/"):
+        return record.path.startswith(match) or record.path.startswith(API_PREFIX + match)
+    return record.endpoint == match
+
+
+@dataclass
+class _Commit:
+    sha: str
+    files: dict[str, bytes]
+    committed_date: datetime
+    title: str
+    message: str
+    parent_ids: list[str]
+    _entries: list[dict[str, str]] | None = None
+
+    def entries(self) -> list[dict[str, str]]:
+        """Every tree entry (dirs and blobs) with real git object ids, in git order."""
+        if self._entries is None:
+            self._entries = _tree_entries(self.files)
+        return self._entries
+
+    def dirs(self) -> set[str]:
+        return {e["path"] for e in self.entries() if e["type"] == "tree"}
+
+
+def _tree_entries(files: Mapping[str, bytes]) -> list[dict[str, str]]:
+    root: dict[str, Any] = {}
+    for path, data in files.items():
+        node = root
+        *dirs, leaf = path.split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[leaf] = data
+    entries: list[dict[str, str]] = []
+
+    def walk(node: dict[str, Any], prefix: str) -> str:
+        items: list[tuple[bytes, bytes, str]] = []
+        for name in sorted(node, key=lambda n: n + "/" if isinstance(node[n], dict) else n):
+            value, path = node[name], prefix + name
+            if isinstance(value, dict):
+                entry = {"id": "", "name": name, "type": "tree", "path": path, "mode": "040000"}
+                entries.append(entry)
+                entry["id"] = walk(value, path + "/")
+                items.append((b"40000", name.encode(), entry["id"]))
+            else:
+                sha = _git_blob_sha(value)
+                entries.append({"id": sha, "name": name, "type": "blob", "path": path,
+                                "mode": "100644"})
+                items.append((b"100644", name.encode(), sha))
+        body = b"".join(m + b" " + n + b"\0" + bytes.fromhex(s) for m, n, s in items)
+        return hashlib.sha1(b"tree %d\0" % len(body) + body).hexdigest()
+
+    walk(root, "")
+    return entries
+
+
+@dataclass
+class _Repo:
+    commits: dict[str, _Commit]
+    log: list[str]  # default branch history, newest first
+    blobs: dict[str, bytes]
+
+    @property
+    def head(self) -> _Commit:
+        return self.commits[self.log[0]]
+
+    def add(self, commit: _Commit) -> None:
+        self.commits[commit.sha] = commit
+        for data in commit.files.values():
+            self.blobs.setdefault(_git_blob_sha(data), data)
+
+
+@dataclass
+class _Resp:
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str, key: str = "message") -> None:
+        super().__init__(message)
+        self.status, self.message, self.key = status, message, key
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> _Resp:
+    return _Resp(status, json.dumps(data).encode(), "application/json", headers or {})
+
+
+_P = r"/projects/(?P<pid>[^/]+)"
+_ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern)) for name, pattern in (
+        ("version", r"/version"),
+        ("user", r"/user"),
+        ("projects", r"/projects"),
+        ("project", _P),
+        ("tree", _P + r"/repository/tree"),
+        ("file_raw", _P + r"/repository/files/(?P<file>[^/]+)/raw"),
+        ("file", _P + r"/repository/files/(?P<file>[^/]+)"),
+        ("blob_raw", _P + r"/repository/blobs/(?P<sha>[^/]+)/raw"),
+        ("blob", _P + r"/repository/blobs/(?P<sha>[^/]+)"),
+        ("archive", _P + r"/repository/archive(?P<fmt>\.[A-Za-z0-9.]+)?"),
+        ("tags", _P + r"/repository/tags"),
+        ("tag", _P + r"/repository/tags/(?P<name>[^/]+)"),
+        ("releases", _P + r"/releases"),
+        ("release", _P + r"/releases/(?P<name>[^/]+)"),
+        ("branches", _P + r"/repository/branches"),
+        ("branch", _P + r"/repository/branches/(?P<name>[^/]+)"),
+        ("commits", _P + r"/repository/commits"),
+        ("commit", _P + r"/repository/commits/(?P<sha>[^/]+)"),
+    )
+)
+
+_PROJECT_ORDER: dict[str, Callable[[FakeProject], Any]] = {
+    "id": lambda p: p.id,
+    "name": lambda p: p.name.lower(),
+    "path": lambda p: p.path.lower(),
+    "created_at": lambda p: p.created_at,
+    "updated_at": lambda p: p.last_activity_at,
+    "last_activity_at": lambda p: p.last_activity_at,
+    "star_count": lambda p: p.star_count,
+}
+
+
+@dataclass
+class _Ctx:
+    handler: tornado.web.RequestHandler
+    record: RequestRecord
+    groups: dict[str, str]
+    user: str | None
+    project: FakeProject | None = None
+
+    @property
+    def query(self) -> dict[str, str]:
+        return self.record.query
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        value = self.record.query.get(name)
+        return default if value in (None, "") else value
+
+
+class _Handler(tornado.web.RequestHandler):
+    """Every request goes to :meth:`GitLabTestServer._handle`."""
+
+    def initialize(self, server: GitLabTestServer) -> None:
+        self._server = server
+
+    def compute_etag(self) -> str | None:
+        return None
+
+    async def get(self, *_: str) -> None:
+        await self._server._handle(self)
+
+    head = post = put = patch = delete = options = get
+
+
+# --------------------------------------------------------------------------------------------
+# the server
+
+
+class GitLabTestServer:
+    """GitLab API test server on ``127.0.0.1:<free port>``, run in a background thread.
+
+    Use as a context manager or with :meth:`start`/:meth:`stop`; :attr:`url` is the base URL
+    to give python-gitlab (``http://127.0.0.1:PORT``; the API lives under ``/api/v4``).
+    ``tokens`` maps valid tokens (``PRIVATE-TOKEN``, ``Authorization: Bearer`` or the
+    ``private_token`` parameter) to user names; a valid token sees every project, no token
+    sees public ones, an unknown token gets 401 everywhere.  ``latency`` (seconds, settable)
+    is awaited before each answer.  With probability ``fault_rate`` (settable) a request
+    answers one of ``fault_statuses`` (429 with ``Retry-After: retry_after``), drawn from a
+    RNG seeded with ``fault_seed``; ``fault_filter`` limits which requests may fault.  When
+    ``anonymous_simple`` is true, unauthenticated ``GET /projects`` answers the simple
+    representation, as GitLab does.  The projects given are copied: use :meth:`project` and
+    the mutation helpers to read and change the server's state.
+    """
+
+    def __init__(
+        self,
+        projects: Iterable[FakeProject] = (),
+        tokens: Mapping[str, str] | None = None,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_seed: int = 0,
+        retry_after: int = 0,
+        *,
+        fault_statuses: Sequence[int] = (500, 502, 503, 429),
+        fault_filter: Callable[[RequestRecord], bool] | None = None,
+        anonymous_simple: bool = True,
+    ) -> None:
+        self.tokens: dict[str, str] = dict({"secret-token": "user"} if tokens is None else tokens)
+        self.latency = latency
+        self.fault_rate = fault_rate
+        self.retry_after = retry_after
+        self.fault_statuses = tuple(fault_statuses)
+        self.fault_filter = fault_filter
+        self.anonymous_simple = anonymous_simple
+        #: tracebacks of unexpected exceptions raised while answering (should stay empty)
+        self.errors: list[str] = []
+        self.host = "127.0.0.1"
+        self.port: int | None = None
+        self.url = ""
+        self._rng = random.Random(fault_seed)
+        self._lock = threading.RLock()
+        self._log: list[RequestRecord] = []
+        self._rules: list[FaultRule] = []
+        self._projects: dict[int, FakeProject] = {}
+        self._by_path: dict[str, int] = {}
+        self._repos: dict[int, _Repo] = {}
+        self._pushes = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._start_error: BaseException | None = None
+        for project in projects:
+            self.add_project(project)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> GitLabTestServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        """``<url>/api/v4``."""
+        return self.url + API_PREFIX
+
+    def start(self) -> GitLabTestServer:
+        """Bind a free loopback port and serve from a background thread."""
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        sockets = tornado.netutil.bind_sockets(0, self.host, backlog=1024)
+        self.port = sockets[0].getsockname()[1]
+        self.url = f"http://{self.host}:{self.port}"
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(sockets, ready),
+                                        name=f"gitlab-test-server-{self.port}", daemon=True)
+        self._thread.start()
+        if not ready.wait(10) or self._start_error is not None:
+            raise RuntimeError("GitLab test server failed to start") from self._start_error
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread (idempotent)."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(stopping.set)
+        thread.join(15)
+        self._thread = self._loop = self._stopping = None
+
+    def _run(self, sockets: list[Any], ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve(sockets, ready))
+        except BaseException as exc:
+            self._start_error = exc
+            ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self, sockets: list[Any], ready: threading.Event) -> None:
+        app = tornado.web.Application([(r"/.*", _Handler, {"server": self})],
+                                      log_function=lambda _h: None)
+        http = tornado.httpserver.HTTPServer(app, idle_connection_timeout=60)
+        http.add_sockets(sockets)
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        ready.set()
+        await self._stopping.wait()
+        http.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(http.close_all_connections(), 5)
+
+    # ---- request log -----------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request received so far (faulted ones included)."""
+        with self._lock:
+            return list(self._log)
+
+    def reset_requests(self) -> None:
+        """Forget the requests received so far."""
+        with self._lock:
+            self._log.clear()
+
+    def count(self, match: Matcher = None, *, method: str | None = None,
+              status: int | None = None, project: int | str | None = None) -> int:
+        """How many requests match: ``match`` is ``None`` (all), a path prefix starting with
+        ``/`` (``/api/v4`` optional), an endpoint name (see :class:`RequestRecord`) or a
+        predicate; ``method``, ``status`` and ``project`` (id or path) narrow further."""
+        pid = project if isinstance(project, int) or project is None else self.project(project).id
+        return sum(
+            1 for r in self.requests
+            if _matches(match, r)
+            and (method is None or r.method == method.upper())
+            and (status is None or r.status == status)
+            and (pid is None or r.project == pid)
+        )
+
+    # ---- faults ----------------------------------------------------------------------------
+
+    def fail_next(self, match: Matcher, status: int = 500, *, times: int = 1,
+                  headers: Mapping[str, str] | None = None,
+                  body: bytes | str | None = None) -> FaultRule:
+        """Make the next ``times`` requests matching ``match`` (as in :meth:`count`) answer
+        ``status``; rules apply in the order added, before random faults."""
+        rule = FaultRule(match, status, times, dict(headers or {}),
+                         None if body is None else _to_bytes(body))
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        """Drop pending :meth:`fail_next` rules (``fault_rate`` is left alone)."""
+        with self._lock:
+            self._rules.clear()
+
+    def _fault_for(self, record: RequestRecord) -> _Resp | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule.hits < rule.times and _matches(rule.match, record):
+                    rule.hits += 1
+                    if rule.hits >= rule.times:
+                        self._rules.remove(rule)
+                    return self._fault_response(rule.status, rule.headers, rule.body)
+            if self.fault_rate <= 0 or not self.fault_statuses:
+                return None
+            if self.fault_filter is not None and not self.fault_filter(record):
+                return None
+            if self._rng.random() >= self.fault_rate:
+                return None
+            status = self._rng.choice(self.fault_statuses)
+        return self._fault_response(status, {}, None)
+
+    def _fault_response(self, status: int, headers: Mapping[str, str],
+                        body: bytes | None) -> _Resp:
+        ctype, default = _FAULT_BODIES.get(
+            status, ("application/json", json.dumps({"message": f"{status} Error"}).encode()))
+        extra: dict[str, str] = {}
+        if status == 429:
+            reset = int(time.time()) + int(self.retry_after)
+            extra = {
+                "Retry-After": str(int(self.retry_after)),
+                "RateLimit-Name": "throttle_authenticated_api",
+                "RateLimit-Limit": "600",
+                "RateLimit-Observed": "601",
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(reset),
+                "RateLimit-ResetTime": formatdate(reset, usegmt=True),
+            }
+        extra.update(headers)
+        return _Resp(status, default if body is None else body, ctype, extra)
+
+    # ---- state and mutation helpers --------------------------------------------------------
+
+    @property
+    def projects(self) -> list[FakeProject]:
+        """The server's (live) projects, by id."""
+        with self._lock:
+            return [self._projects[i] for i in sorted(self._projects)]
+
+    def project(self, key: int | str) -> FakeProject:
+        """The live project with this id or path (KeyError if absent)."""
+        with self._lock:
+            if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                return self._projects[int(key)]
+            return self._projects[self._by_path[key.strip("/").lower()]]
+
+    def add_project(self, project: FakeProject) -> FakeProject:
+        """Add a copy of ``project``; returns the live copy."""
+        p = replace(
+            project,
+            topics=list(project.topics),
+            files=dict(project.files),
+            tags=[dict(t) for t in project.tags],
+            releases=[dict(r) for r in project.releases],
+            license=dict(project.license) if isinstance(project.license, dict)
+            else project.license,
+            namespace=dict(project.namespace) if project.namespace else None,
+        )
+        files = _normalize_files(p.files)
+        with self._lock:
+            if p.id in self._projects:
+                raise ValueError(f"project id {p.id} already exists")
+            if p.path_with_namespace.lower() in self._by_path:
+                raise ValueError(f"project {p.path_with_namespace} already exists")
+            repo = self._init_repo(p, files)
+            self._projects[p.id] = p
+            self._by_path[p.path_with_namespace.lower()] = p.id
+            self._repos[p.id] = repo
+        return p
+
+    def remove_project(self, key: int | str) -> FakeProject:
+        """Delete a project (it then answers 404 and leaves listings)."""
+        with self._lock:
+            p = self.project(key)
+            del self._projects[p.id], self._by_path[p.path_with_namespace.lower()]
+            del self._repos[p.id]
+            return p
+
+    def update_project(self, key: int | str, **changes: Any) -> FakeProject:
+        """Change project attributes (``description``, ``visibility``, ``star_count``,
+        ``last_activity_at``, ``license``, ``name``...); use :meth:`push` for files."""
+        forbidden = {"id", "files", "head_commit", "tags", "releases"} & changes.keys()
+        if forbidden:
+            raise ValueError(f"use the dedicated helpers to change {sorted(forbidden)}")
+        with self._lock:
+            p = self.project(key)
+            old_path = p.path_with_namespace.lower()
+            if "path_with_namespace" in changes:
+                new = changes["path_with_namespace"].strip("/")
+                if new.lower() != old_path and new.lower() in self._by_path:
+                    raise ValueError(f"project {new} already exists")
+                changes.setdefault("path", new.rsplit("/", 1)[-1])
+                changes.setdefault("namespace", _namespace_of(new.rsplit("/", 1)[0]))
+            for name, value in changes.items():
+                if not hasattr(p, name):
+                    raise AttributeError(f"FakeProject has no attribute {name!r}")
+                if isinstance(value, datetime):
+                    value = _ms(value)
+                if name == "license" and isinstance(value, str):
+                    value = replace(p, license=value).license
+                setattr(p, name, value)
+            if p.visibility not in ("public", "internal", "private"):
+                raise ValueError(f"bad visibility {p.visibility!r}")
+            del self._by_path[old_path]
+            self._by_path[p.path_with_namespace.lower()] = p.id
+            return p
+
+    def set_topics(self, key: int | str, topics: Iterable[str], *,
+                   touch_activity: bool = False) -> FakeProject:
+        """Replace a project's topics (GitLab does not bump ``last_activity_at`` for this)."""
+        with self._lock:
+            p = self.project(key)
+            p.topics = list(topics)
+            if touch_activity:
+                p.last_activity_at = _now()
+            return p
+
+    def push(self, key: int | str, files_changed: Mapping[str, bytes | str] | None = None,
+             removed: Iterable[str] = (), *, touch_activity: bool = True,
+             message: str = "Update files", when: datetime | None = None) -> str:
+        """Commit to the default branch; returns the new head sha.
+
+        ``touch_activity`` bumps ``last_activity_at`` to the commit time (GitLab only does so
+        once an hour, so tests need both); ``when`` defaults to now.
+        """
+        when = _ms(when) if when is not None else _now()
+        with self._lock:
+            p = self.project(key)
+            repo = self._repos[p.id]
+            head = repo.head
+            files = dict(head.files)
+            changed = {_clean_path(k): v for k, v in (files_changed or {}).items()}
+            files.update({k: _to_bytes(v) for k, v in changed.items()})
+            for path in removed:
+                files.pop(_clean_path(path))  # KeyError: removing an absent file is a test bug
+            files = _normalize_files(files)
+            self._pushes += 1
+            sha = _sha1("push", p.id, head.sha, self._pushes, when.isoformat(),
+                        sorted((k, _git_blob_sha(v)) for k, v in files.items()))
+            repo.add(_Commit(sha, files, when, message.splitlines()[0] if message else "",
+                             message, [head.sha]))
+            repo.log.insert(0, sha)
+            live = {_clean_path(k): v for k, v in p.files.items()}
+            live.update(changed)
+            p.files = {k: v for k, v in live.items() if k in files}
+            p.head_commit = sha
+            if touch_activity:
+                p.last_activity_at = when
+            return sha
+
+    def add_tag(self, key: int | str, name: str, *, commit: str | None = None,
+                message: str | None = None, created_at: datetime | None = None,
+                touch_activity: bool = False) -> dict[str, Any]:
+        """Tag a commit (default: head); ``message`` makes it an annotated tag."""
+        with self._lock:
+            p = self.project(key)
+            repo = self._repos[p.id]
+            if any(t["name"] == name for t in p.tags):
+                raise ValueError(f"tag {name} already exists")
+            target = self._resolve(p, commit) if commit else repo.head
+            if target is None:
+                raise KeyError(f"unknown commit {commit}")
+            tag = {"name": name, "commit": target.sha, "message": message,
+                   "created_at": _ms(created_at) if created_at else _now()}
+            p.tags.append(tag)
+            if touch_activity:
+                p.last_activity_at = _now()
+            return tag
+
+    def add_release(self, key: int | str, tag_name: str, *, name: str | None = None,
+                    description: str = "", released_at: datetime | None = None,
+                    created_at: datetime | None = None,
+                    touch_activity: bool = False) -> dict[str, Any]:
+        """Publish a release; its tag is created at head when missing, as GitLab does."""
+        with self._lock:
+            p = self.project(key)
+            if any(r["tag_name"] == tag_name for r in p.releases):
+                raise ValueError(f"release {tag_name} already exists")
+            if not any(t["name"] == tag_name for t in p.tags):
+                self.add_tag(p.id, tag_name)
+            created = _ms(created_at) if created_at else _now()
+            release = {"tag_name": tag_name, "name": name or tag_name,
+                       "description": description,
+                       "released_at": _ms(released_at) if released_at else created,
+                       "created_at": created}
+            p.releases.append(release)
+            if touch_activity:
+                p.last_activity_at = _now()
+            return release
+
+    def _init_repo(self, p: FakeProject, files: dict[str, bytes]) -> _Repo:
+        repo = _Repo({}, [], {})
+        older: dict[str, datetime] = {}
+        for tag in p.tags:
+            tag.setdefault("message", None)
+            tag["commit"] = tag.get("commit") or p.head_commit
+            created = tag.get("created_at")
+            tag["created_at"] = _ms(created) if created else None
+            if tag["commit"] != p.head_commit:
+                when = tag["created_at"] or p.created_at
+                older[tag["commit"]] = min(when, older.get(tag["commit"], when))
+        chain = [p.head_commit, *sorted(older, key=lambda s: older[s], reverse=True)]
+        for i, sha in enumerate(chain):
+            first = i == len(chain) - 1
+            date = p.last_activity_at if i == 0 else older[sha]
+            title = "Initial commit" if first else f"Update {sorted(files)[0] if files else ''}"
+            parents = [] if first else [chain[i + 1]]
+            repo.add(_Commit(sha, files, date, title, title, parents))
+        repo.log = chain
+        for release in p.releases:
+            if "tag_name" not in release:
+                raise ValueError(f"release without tag_name in {p.path_with_namespace}")
+            if not any(t["name"] == release["tag_name"] for t in p.tags):
+                p.tags.append({"name": release["tag_name"], "commit": p.head_commit,
+                               "message": None, "created_at": None})
+            released = release.get("released_at") or release.get("created_at") or p.created_at
+            release["released_at"] = _ms(released)
+            release["created_at"] = _ms(release.get("created_at") or released)
+            release.setdefault("name", release["tag_name"])
+            release.setdefault("description", "")
+        return repo
+
+    def _resolve(self, p: FakeProject, ref: str | None) -> _Commit | None:
+        """Commit a ref names: branch, tag, full or abbreviated sha (None if unknown)."""
+        repo = self._repos[p.id]
+        if not ref:
+            return repo.head
+        for prefix in ("refs/heads/", "refs/tags/"):
+            ref = ref.removeprefix(prefix)
+        if ref in (p.default_branch, "HEAD"):
+            return repo.head
+        for tag in p.tags:
+            if tag["name"] == ref:
+                return repo.commits.get(tag["commit"])
+        if _hexish(ref):
+            found = [c for sha, c in repo.commits.items() if sha.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    # ---- request handling ------------------------------------------------------------------
+
+    async def _handle(self, handler: tornado.web.RequestHandler) -> None:
+        req = handler.request
+        path = req.path
+        query = dict(parse_qsl(req.query, keep_blank_values=True))
+        token = self._token_of(handler, query)
+        endpoint, groups = "unknown", {}
+        if path.startswith(API_PREFIX):
+            for name, pattern in _ROUTES:
+                m = pattern.fullmatch(path[len(API_PREFIX):])
+                if m:
+                    endpoint, groups = name, m.groupdict()
+                    break
+        record = RequestRecord(req.method or "GET", path, query, endpoint, token=token,
+                               received=time.monotonic())
+        with self._lock:
+            if "pid" in groups:
+                with contextlib.suppress(KeyError):
+                    record.project = self.project(unquote(groups["pid"])).id
+            self._log.append(record)
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            resp = self._fault_for(record)
+            record.faulted = resp is not None
+            if resp is None:
+                resp = self._answer(handler, record, groups, token)
+        except Exception:
+            self.errors.append(traceback.format_exc())
+            resp = _json({"message": "500 Internal Server Error"}, 500)
+        record.status = resp.status
+        handler.set_status(resp.status)
+        if resp.content_type:
+            handler.set_header("Content-Type", resp.content_type)
+        for name, value in resp.headers.items():
+            handler.set_header(name, value)
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            await handler.finish(resp.body)
+
+    def _token_of(self, handler: tornado.web.RequestHandler,
+                  query: Mapping[str, str]) -> str | None:
+        headers = handler.request.headers
+        token = headers.get("PRIVATE-TOKEN")
+        if token is None:
+            auth = headers.get("Authorization", "")
+            if auth[:7].lower() == "bearer ":
+                token = auth[7:].strip()
+        if token is None:
+            token = query.get("private_token") or query.get("access_token")
+        return token or None
+
+    def _answer(self, handler: tornado.web.RequestHandler, record: RequestRecord,
+                groups: dict[str, str], token: str | None) -> _Resp:
+        try:
+            if token is not None and token not in self.tokens:
+                raise _ApiError(401, "401 Unauthorized")
+            if record.endpoint == "unknown":
+                raise _ApiError(404, "404 Not Found", "error")
+            if record.method not in ("GET", "HEAD"):
+                raise _ApiError(405, "405 Method Not Allowed")
+            ctx = _Ctx(handler, record, groups, self.tokens.get(token) if token else None)
+            with self._lock:
+                if "pid" in groups:
+                    ctx.project = self._visible_project(unquote(groups["pid"]), ctx.user)
+                return getattr(self, f"_ep_{record.endpoint}")(ctx)
+        except _ApiError as err:
+            return _json({err.key: err.message}, err.status)
+
+    def _visible(self, p: FakeProject, user: str | None) -> bool:
+        return p.visibility == "public" or user is not None
+
+    def _visible_project(self, key: str, user: str | None) -> FakeProject:
+        try:
+            p = self.project(key)
+        except KeyError:
+            raise _ApiError(404, "404 Project Not Found") from None
+        if not self._visible(p, user):
+            raise _ApiError(404, "404 Project Not Found")
+        return p
+
+    # ---- pagination ------------------------------------------------------------------------
+
+    def _paginate(self, ctx: _Ctx, items: Sequence[Any],
+                  render: Callable[[Any], Any] = lambda x: x) -> _Resp:
+        """Offset pagination with GitLab's ``X-*`` headers and ``Link`` header."""
+        per_page = _int_param(ctx, "per_page", 20)
+        per_page = 20 if per_page < 1 else min(per_page, 100)
+        page = max(1, _int_param(ctx, "page", 1))
+        total = len(items)
+        total_pages = max(1, math.ceil(total / per_page))
+        chunk = items[(page - 1) * per_page: page * per_page]
+        headers = {
+            "X-Page": str(page),
+            "X-Per-Page": str(per_page),
+            "X-Next-Page": str(page + 1) if page < total_pages else "",
+            "X-Prev-Page": str(page - 1) if page > 1 else "",
+        }
+        links = []
+        if page > 1:
+            links.append((page - 1, "prev"))
+        if page < total_pages:
+            links.append((page + 1, "next"))
+        links.append((1, "first"))
+        if total <= 10_000:  # GitLab drops the totals above 10,000 results
+            headers["X-Total"] = str(total)
+            headers["X-Total-Pages"] = str(total_pages)
+            links.append((total_pages, "last"))
+        headers["Link"] = ", ".join(
+            f'<{self._link(ctx, {"page": str(n), "per_page": str(per_page)})}>; rel="{rel}"'
+            for n, rel in links)
+        return _json([render(x) for x in chunk], headers=headers)
+
+    def _link(self, ctx: _Ctx, overrides: Mapping[str, str]) -> str:
+        req = ctx.handler.request
+        params = [(k, v) for k, v in parse_qsl(req.query, keep_blank_values=True)
+                  if k not in overrides]
+        params.extend(overrides.items())
+        return f"{req.protocol}://{req.host}{req.path}?{urlencode(params)}"
+
+    # ---- rendering -------------------------------------------------------------------------
+
+    def _web_url(self, p: FakeProject) -> str:
+        return f"{self.url}/{p.path_with_namespace}"
+
+    def _readme_path(self, p: FakeProject) -> str | None:
+        head = self._repos[p.id].head
+        names = sorted((f for f in head.files if "/" not in f and f.lower().startswith("readme")),
+                       key=lambda f: (f.lower() != "readme.md", f))
+        return names[0] if names else None
+
+    def _license_path(self, p: FakeProject) -> str | None:
+        head = self._repos[p.id].head
+        for name in sorted(head.files):
+            if "/" not in name and re.match(r"(?i)(licen[cs]e|copying)(\.|$)", name):
+                return name
+        return None
+
+    def _project_json(self, p: FakeProject, *, simple: bool = False,
+                      with_license: bool = False, user: str | None = None) -> dict[str, Any]:
+        web = self._web_url(p)
+        readme = self._readme_path(p)
+        ns = dict(p.namespace or _namespace_of(p.namespace_path))
+        ns.setdefault("web_url", f"{self.url}/groups/{ns['full_path']}")
+        ns_name = " / ".join(p.namespace_path.split("/"))
+        data: dict[str, Any] = {
+            "id": p.id,
+            "description": p.description,
+            "name": p.name,
+            "name_with_namespace": f"{ns_name} / {p.name}",
+            "path": p.path,
+            "path_with_namespace": p.path_with_namespace,
+            "created_at": iso_ms(p.created_at),
+            "default_branch": p.default_branch,
+            "tag_list": list(p.topics),
+            "topics": list(p.topics),
+            "ssh_url_to_repo": f"git@{self.host}:{p.path_with_namespace}.git",
+            "http_url_to_repo": f"{web}.git",
+            "web_url": web,
+            "readme_url": p.readme_url or (
+                f"{web}/-/blob/{p.default_branch}/{readme}" if readme else None),
+            "forks_count": p.forks_count,
+            "avatar_url": p.avatar_url,
+            "star_count": p.star_count,
+            "last_activity_at": iso_ms(p.last_activity_at),
+            "namespace": ns,
+        }
+        if simple:
+            return data
+        api = f"{self.url}{API_PREFIX}/projects/{p.id}"
+        data.update({
+            "container_registry_image_prefix":
+                f"registry.{self.host}/{p.path_with_namespace}".lower(),
+            "_links": {
+                "self": api,
+                "issues": f"{api}/issues",
+                "merge_requests": f"{api}/merge_requests",
+                "repo_branches": f"{api}/repository/branches",
+                "labels": f"{api}/labels",
+                "events": f"{api}/events",
+                "members": f"{api}/members",
+                "cluster_agents": f"{api}/cluster_agents",
+            },
+            "packages_enabled": True,
+            "empty_repo": not self._repos[p.id].head.files,
+            "archived": p.archived,
+            "visibility": p.visibility,
+            "resolve_outdated_diff_discussions": False,
+            "issues_enabled": True,
+            "merge_requests_enabled": True,
+            "wiki_enabled": True,
+            "jobs_enabled": True,
+            "snippets_enabled": True,
+            "container_registry_enabled": True,
+            "lfs_enabled": True,
+            "creator_id": 1,
+            "import_status": "none",
+            "open_issues_count": 0,
+            "description_html": f"<p>{p.description}</p>" if p.description else "",
+            "updated_at": iso_ms(max(p.last_activity_at, p.created_at)),
+            "ci_config_path": None,
+            "public_jobs": True,
+            "shared_with_groups": [],
+            "only_allow_merge_if_pipeline_succeeds": False,
+            "request_access_enabled": True,
+            "merge_method": "merge",
+            "squash_option": "default_off",
+        })
+        if user is not None:
+            data["permissions"] = {
+                "project_access": {"access_level": 30, "notification_level": 3},
+                "group_access": None,
+            }
+        if with_license:
+            lic_path = self._license_path(p)
+            data["license_url"] = (f"{web}/-/blob/{p.default_branch}/{lic_path}"
+                                   if lic_path else None)
+            lic = p.license
+            data["license"] = dict(lic) if isinstance(lic, dict) else None
+        return data
+
+    def _commit_json(self, p: FakeProject, c: _Commit) -> dict[str, Any]:
+        date = _iso_git(c.committed_date)
+        return {
+            "id": c.sha,
+            "short_id": c.sha[:8],
+            "created_at": date,
+            "parent_ids": list(c.parent_ids),
+            "title": c.title,
+            "message": c.message,
+            "author_name": "Test User",
+            "author_email": "test.user@example.com",
+            "authored_date": date,
+            "committer_name": "Test User",
+            "committer_email": "test.user@example.com",
+            "committed_date": date,
+            "trailers": {},
+            "extended_trailers": {},
+            "web_url": f"{self._web_url(p)}/-/commit/{c.sha}",
+        }
+
+    def _tag_json(self, p: FakeProject, tag: dict[str, Any]) -> dict[str, Any]:
+        commit = self._repos[p.id].commits.get(tag["commit"])
+        release = next((r for r in p.releases if r["tag_name"] == tag["name"]), None)
+        annotated = tag.get("message") is not None
+        return {
+            "name": tag["name"],
+            "message": tag.get("message"),
+            "target": _sha1("tag", tag["name"], tag["commit"]) if annotated else tag["commit"],
+            "commit": self._commit_json(p, commit) if commit else None,
+            "release": {"tag_name": release["tag_name"], "description": release["description"]}
+            if release else None,
+            "protected": False,
+            "created_at": _iso_git(tag.get("created_at")) if annotated else None,
+        }
+
+    def _release_json(self, p: FakeProject, rel: dict[str, Any]) -> dict[str, Any]:
+        web = self._web_url(p)
+        tag = rel["tag_name"]
+        tag_obj = next((t for t in p.tags if t["name"] == tag), None)
+        commit = self._repos[p.id].commits.get(tag_obj["commit"]) if tag_obj else None
+        q = quote(tag, safe="")
+        return {
+            "name": rel.get("name") or tag,
+            "tag_name": tag,
+            "description": rel.get("description", ""),
+            "created_at": iso_ms(rel["created_at"]),
+            "released_at": iso_ms(rel["released_at"]),
+            "upcoming_release": rel["released_at"] > _now(),
+            "author": self._user_json("user", brief=True),
+            "commit": self._commit_json(p, commit) if commit else None,
+            "commit_path": f"/{p.path_with_namespace}/-/commit/{commit.sha}" if commit else None,
+            "tag_path": f"/{p.path_with_namespace}/-/tags/{tag}",
+            "assets": {
+                "count": 4,
+                "sources": [
+                    {"format": fmt, "url": f"{web}/-/archive/{tag}/{p.path}-{tag}.{fmt}"}
+                    for fmt in ("zip", "tar.gz", "tar.bz2", "tar")
+                ],
+                "links": [],
+            },
+            "evidences": [],
+            "_links": {
+                "closed_issues_url": f"{web}/-/issues?release_tag={q}&scope=all&state=closed",
+                "closed_merge_requests_url":
+                    f"{web}/-/merge_requests?release_tag={q}&scope=all&state=closed",
+                "edit_url": f"{web}/-/releases/{q}/edit",
+                "merged_merge_requests_url":
+                    f"{web}/-/merge_requests?release_tag={q}&scope=all&state=merged",
+                "opened_issues_url": f"{web}/-/issues?release_tag={q}&scope=all&state=opened",
+                "opened_merge_requests_url":
+                    f"{web}/-/merge_requests?release_tag={q}&scope=all&state=opened",
+                "self": f"{web}/-/releases/{q}",
+            },
+        }
+
+    def _user_json(self, username: str, *, brief: bool = False) -> dict[str, Any]:
+        names = sorted(set(self.tokens.values()) | {username})
+        data: dict[str, Any] = {
+            "id": names.index(username) + 1,
+            "username": username,
+            "name": username.replace("-", " ").replace("_", " ").title(),
+            "state": "active",
+            "locked": False,
+            "avatar_url": None,
+            "web_url": f"{self.url}/{username}",
+        }
+        if not brief:
+            data.update({
+                "created_at": "2020-01-01T00:00:00.000Z",
+                "bio": "",
+                "public_email": None,
+                "email": f"{username}@example.com",
+                "is_admin": False,
+                "can_create_group": True,
+                "can_create_project": True,
+                "two_factor_enabled": False,
+                "external": False,
+                "private_profile": False,
+            })
+        return data
+
+    # ---- endpoints -------------------------------------------------------------------------
+
+    def _ep_version(self, ctx: _Ctx) -> _Resp:
+        if ctx.user is None:
+            raise _ApiError(401, "401 Unauthorized")
+        return _json({"version": GITLAB_VERSION, "revision": "d2f7a2e9a1c", "kas":
+                      {"enabled": False, "externalUrl": None, "version": None},
+                      "enterprise": False})
+
+    def _ep_user(self, ctx: _Ctx) -> _Resp:
+        if ctx.user is None:
+            raise _ApiError(401, "401 Unauthorized")
+        return _json(self._user_json(ctx.user))
+
+    def _ep_projects(self, ctx: _Ctx) -> _Resp:
+        items = [p for p in self._projects.values() if self._visible(p, ctx.user)]
+        visibility = ctx.param("visibility")
+        if visibility:
+            if visibility not in ("public", "internal", "private"):
+                raise _ApiError(400, "visibility does not have a valid value", "error")
+            items = [p for p in items if p.visibility == visibility]
+        topic = ctx.param("topic")
+        if topic:
+            wanted = {t.strip().lower() for t in topic.split(",") if t.strip()}
+            items = [p for p in items if wanted <= {t.lower() for t in p.topics}]
+        search = ctx.param("search")
+        if search:
+            s = search.lower()
+            in_ns = _truthy(ctx.param("search_namespaces"))
+            items = [p for p in items if s in p.name.lower() or s in p.path.lower()
+                     or s in (p.description or "").lower()
+                     or (in_ns and s in p.path_with_namespace.lower())]
+        archived = ctx.param("archived")
+        if archived is not None:
+            items = [p for p in items if p.archived == _truthy(archived)]
+        for name, keep in (("last_activity_after", lambda p, t: p.last_activity_at > t),
+                           ("last_activity_before", lambda p, t: p.last_activity_at < t),
+                           ("updated_after", lambda p, t: p.last_activity_at > t),
+                           ("updated_before", lambda p, t: p.last_activity_at < t)):
+            value = ctx.param(name)
+            if value is not None:
+                try:
+                    when = _parse_time(value)
+                except ValueError:
+                    raise _ApiError(400, f"{name} is invalid", "error") from None
+                items = [p for p in items if keep(p, when)]
+        for name, keep_id in (("id_after", lambda i, n: i > n), ("id_before", lambda i, n: i < n)):
+            value = ctx.param(name)
+            if value is not None:
+                bound = _int_param(ctx, name, 0)
+                items = [p for p in items if keep_id(p.id, bound)]
+        keyset = ctx.param("pagination") == "keyset"
+        order_by = ctx.param("order_by", "id" if keyset else "created_at") or "created_at"
+        sort = (ctx.param("sort", "desc") or "desc").lower()
+        if order_by not in _PROJECT_ORDER:
+            raise _ApiError(400, "order_by does not have a valid value", "error")
+        if sort not in ("asc", "desc"):
+            raise _ApiError(400, "sort does not have a valid value", "error")
+        key = _PROJECT_ORDER[order_by]
+        items.sort(key=lambda p: (key(p), p.id), reverse=sort == "desc")
+        simple = _truthy(ctx.param("simple")) or (ctx.user is None and self.anonymous_simple)
+
+        def render(p: FakeProject) -> dict[str, Any]:
+            return self._project_json(p, simple=simple, user=ctx.user)
+
+        if keyset:
+            return self._keyset_projects(ctx, items, order_by, sort, render)
+        return self._paginate(ctx, items, render)
+
+    def _keyset_projects(self, ctx: _Ctx, items: list[FakeProject], order_by: str, sort: str,
+                         render: Callable[[FakeProject], Any]) -> _Resp:
+        if order_by != "id":
+            raise _ApiError(405, "Keyset pagination is not yet available for this type of "
+                                 "request", "error")
+        per_page = _int_param(ctx, "per_page", 20)
+        per_page = 20 if per_page < 1 else min(per_page, 100)
+        chunk = items[:per_page]
+        headers = {"X-Per-Page": str(per_page)}
+        if len(items) > per_page:
+            bound = "id_after" if sort == "asc" else "id_before"
+            drop = "id_before" if sort == "asc" else "id_after"
+            req = ctx.handler.request
+            params = [(k, v) for k, v in parse_qsl(req.query, keep_blank_values=True)
+                      if k not in (bound, drop, "page")]
+            params.append((bound, str(chunk[-1].id)))
+            link = f"{req.protocol}://{req.host}{req.path}?{urlencode(params)}"
+            headers["Link"] = f'<{link}>; rel="next"'
+            headers["Links"] = headers["Link"]
+        return _json([render(p) for p in chunk], headers=headers)
+
+    def _ep_project(self, ctx: _Ctx) -> _Resp:
+        assert ctx.project is not None
+        return _json(self._project_json(ctx.project, with_license=_truthy(ctx.param("license")),
+                                        user=ctx.user))
+
+    def _commit_for(self, ctx: _Ctx, ref: str | None, message: str) -> _Commit:
+        assert ctx.project is not None
+        commit = self._resolve(ctx.project, ref)
+        if commit is None:
+            raise _ApiError(404, message)
+        return commit
+
+    def _ep_tree(self, ctx: _Ctx) -> _Resp:
+        commit = self._commit_for(ctx, ctx.param("ref"), "404 Tree Not Found")
+        entries = commit.entries()
+        if not entries:
+            raise _ApiError(404, "404 Tree Not Found")
+        base = (ctx.param("path") or "").strip("/")
+        if base and base not in commit.dirs():
+            raise _ApiError(404, "404 Tree Not Found")
+        prefix = base + "/" if base else ""
+        recursive = _truthy(ctx.param("recursive"))
+        selected = [e for e in entries if e["path"].startswith(prefix)
+                    and (recursive or "/" not in e["path"][len(prefix):])]
+        if not recursive:  # GitLab lists a directory's trees first, then its blobs
+            selected.sort(key=lambda e: (e["type"] != "tree", e["name"]))
+        return self._paginate(ctx, selected, dict)
+
+    def _file_of(self, ctx: _Ctx, ref: str | None) -> tuple[_Commit, str, bytes]:
+        commit = self._commit_for(ctx, ref, "404 Commit Not Found")
+        path = unquote(ctx.groups["file"]).strip("/")
+        if path not in commit.files:
+            raise _ApiError(404, "404 File Not Found")
+        return commit, path, commit.files[path]
+
+    def _ep_file_raw(self, ctx: _Ctx) -> _Resp:
+        _commit, path, data = self._file_of(ctx, ctx.param("ref"))
+        try:
+            data.decode("utf-8")
+            ctype = "text/plain; charset=utf-8"
+        except UnicodeDecodeError:
+            ctype = "application/octet-stream"
+        name = path.rsplit("/", 1)[-1]
+        return _Resp(200, data, ctype, {
+            "Content-Disposition": f"inline; filename=\"{name}\"; filename*=UTF-8''"
+                                   f"{quote(name)}",
+            "X-Gitlab-Blob-Id": _git_blob_sha(data),
+            "X-Gitlab-Size": str(len(data)),
+        })
+
+    def _ep_file(self, ctx: _Ctx) -> _Resp:
+        ref = ctx.param("ref")
+        if ref is None:
+            raise _ApiError(400, "ref is missing", "error")
+        commit, path, data = self._file_of(ctx, ref)
+        last = self._last_commit_touching(ctx.project, commit, path)  # type: ignore[arg-type]
+        meta = {
+            "file_name": path.rsplit("/", 1)[-1],
+            "file_path": path,
+            "size": len(data),
+            "encoding": "base64",
+            "content_sha256": hashlib.sha256(data).hexdigest(),
+            "ref": ref,
+            "blob_id": _git_blob_sha(data),
+            "commit_id": commit.sha,
+            "last_commit_id": last.sha,
+            "execute_filemode": False,
+        }
+        headers = {f"X-Gitlab-{k.replace('_', '-').title()}": str(v) for k, v in meta.items()}
+        return _json({**meta, "content": base64.b64encode(data).decode()}, headers=headers)
+
+    def _last_commit_touching(self, p: FakeProject, commit: _Commit, path: str) -> _Commit:
+        repo = self._repos[p.id]
+        current = commit
+        while current.parent_ids:
+            parent = repo.commits.get(current.parent_ids[0])
+            if parent is None or _touches(parent, current, path):
+                return current
+            current = parent
+        return current
+
+    def _ep_blob_raw(self, ctx: _Ctx) -> _Resp:
+        assert ctx.project is not None
+        data = self._repos[ctx.project.id].blobs.get(ctx.groups["sha"].lower())
+        if data is None:
+            raise _ApiError(404, "404 Blob Not Found")
+        return _Resp(200, data, "text/plain; charset=utf-8")
+
+    def _ep_blob(self, ctx: _Ctx) -> _Resp:
+        assert ctx.project is not None
+        sha = ctx.groups["sha"].lower()
+        data = self._repos[ctx.project.id].blobs.get(sha)
+        if data is None:
+            raise _ApiError(404, "404 Blob Not Found")
+        return _json({"size": len(data), "encoding": "base64", "sha": sha,
+                      "content": base64.b64encode(data).decode()})
+
+    def _ep_archive(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        fmt = (ctx.groups.get("fmt") or ".tar.gz").lstrip(".")
+        if fmt not in ("zip", "tar.gz", "tgz", "tar", "gz"):
+            raise _ApiError(404, "404 Not Found", "error")
+        sha_param = ctx.param("sha")
+        commit = self._commit_for(ctx, sha_param, "404 File Not Found")
+        ref_name = sha_param or p.default_branch
+        root = f"{p.path}-{ref_name}-{commit.sha}".replace("/", "-")
+        sub = (ctx.param("path") or "").strip("/")
+        files = {k: v for k, v in commit.files.items() if not sub or k.startswith(sub + "/")}
+        buf = io.BytesIO()
+        if fmt == "zip":
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                for name, data in sorted(files.items()):
+                    zf.writestr(f"{root}/{name}", data)
+            ctype = "application/zip"
+        else:
+            mode = "w" if fmt == "tar" else "w:gz"
+            with tarfile.open(fileobj=buf, mode=mode) as tf:  # type: ignore[call-overload]
+                for name, data in sorted(files.items()):
+                    info = tarfile.TarInfo(f"{root}/{name}")
+                    info.size, info.mtime = len(data), int(commit.committed_date.timestamp())
+                    tf.addfile(info, io.BytesIO(data))
+            ctype = "application/x-tar" if fmt == "tar" else "application/gzip"
+        ext = "zip" if fmt == "zip" else ("tar" if fmt == "tar" else "tar.gz")
+        return _Resp(200, buf.getvalue(), ctype, {
+            "Content-Disposition": f'attachment; filename="{p.path}-{ref_name}.{ext}"'})
+
+    def _ep_tags(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        tags = list(p.tags)
+        search = ctx.param("search")
+        if search:
+            if search.startswith("^"):
+                tags = [t for t in tags if t["name"].startswith(search[1:])]
+            elif search.endswith("$"):
+                tags = [t for t in tags if t["name"].endswith(search[:-1])]
+            else:
+                tags = [t for t in tags if search in t["name"]]
+        order_by = ctx.param("order_by", "updated")
+        sort = (ctx.param("sort", "desc") or "desc").lower()
+        commits = self._repos[p.id].commits
+
+        def date(t: dict[str, Any]) -> datetime:
+            c = commits.get(t["commit"])
+            return c.committed_date if c else p.created_at
+
+        keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "updated": lambda t: (date(t), t["name"]),
+            "name": lambda t: t["name"],
+            "version": lambda t: [int(x) if x.isdigit() else x
+                                 for x in re.split(r"(\d+)", t["name"]) if x],
+        }
+        if order_by not in keys:
+            raise _ApiError(400, "order_by does not have a valid value", "error")
+        tags.sort(key=keys[order_by], reverse=sort == "desc")
+        return self._paginate(ctx, tags, lambda t: self._tag_json(p, t))
+
+    def _ep_tag(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        name = unquote(ctx.groups["name"])
+        tag = next((t for t in p.tags if t["name"] == name), None)
+        if tag is None:
+            raise _ApiError(404, "404 Tag Not Found")
+        return _json(self._tag_json(p, tag))
+
+    def _ep_releases(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        order_by = ctx.param("order_by", "released_at")
+        if order_by not in ("released_at", "created_at"):
+            raise _ApiError(400, "order_by does not have a valid value", "error")
+        sort = (ctx.param("sort", "desc") or "desc").lower()
+        releases = sorted(p.releases, key=lambda r: (r[order_by], r["tag_name"]),
+                          reverse=sort == "desc")
+        return self._paginate(ctx, releases, lambda r: self._release_json(p, r))
+
+    def _ep_release(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        name = unquote(ctx.groups["name"])
+        rel = next((r for r in p.releases if r["tag_name"] == name), None)
+        if rel is None:
+            raise _ApiError(404, "404 Not Found")
+        return _json(self._release_json(p, rel))
+
+    def _branch_json(self, p: FakeProject) -> dict[str, Any]:
+        return {
+            "name": p.default_branch,
+            "merged": False,
+            "protected": True,
+            "default": True,
+            "developers_can_push": False,
+            "developers_can_merge": False,
+            "can_push": True,
+            "web_url": f"{self._web_url(p)}/-/tree/{p.default_branch}",
+            "commit": self._commit_json(p, self._repos[p.id].head),
+        }
+
+    def _ep_branches(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        branches = [p] if self._repos[p.id].head.files else []
+        search = ctx.param("search")
+        if search:
+            branches = [b for b in branches if search in b.default_branch]
+        return self._paginate(ctx, branches, self._branch_json)
+
+    def _ep_branch(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        if unquote(ctx.groups["name"]) != p.default_branch or not self._repos[p.id].head.files:
+            raise _ApiError(404, "404 Branch Not Found")
+        return _json(self._branch_json(p))
+
+    def _ep_commits(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        repo = self._repos[p.id]
+        start = self._commit_for(ctx, ctx.param("ref_name"), "404 Revision Not Found")
+        history: list[_Commit] = []
+        current: _Commit | None = start
+        while current is not None:
+            history.append(current)
+            current = repo.commits.get(current.parent_ids[0]) if current.parent_ids else None
+        path = (ctx.param("path") or "").strip("/")
+        if path:
+            history = [c for c in history
+                       if _touches(repo.commits.get(c.parent_ids[0]) if c.parent_ids else None,
+                                   c, path)]
+        for name, keep in (("since", lambda c, t: c.committed_date >= t),
+                           ("until", lambda c, t: c.committed_date <= t)):
+            value = ctx.param(name)
+            if value is not None:
+                try:
+                    when = _parse_time(value)
+                except ValueError:
+                    raise _ApiError(400, f"{name} is invalid", "error") from None
+                history = [c for c in history if keep(c, when)]
+        return self._paginate(ctx, history, lambda c: self._commit_json(p, c))
+
+    def _ep_commit(self, ctx: _Ctx) -> _Resp:
+        p = ctx.project
+        assert p is not None
+        commit = self._commit_for(ctx, unquote(ctx.groups["sha"]), "404 Commit Not Found")
+        data = self._commit_json(p, commit)
+        data.update({"stats": {"additions": 0, "deletions": 0, "total": 0},
+                     "status": None, "project_id": p.id, "last_pipeline": None})
+        return _json(data)
+
+
+def _touches(parent: _Commit | None, commit: _Commit, path: str) -> bool:
+    """Whether ``commit`` changed ``path`` (a file or a directory) relative to ``parent``."""
+    def view(c: _Commit | None) -> dict[str, bytes]:
+        if c is None:
+            return {}
+        return {k: v for k, v in c.files.items() if k == path or k.startswith(path + "/")}
+
+    return view(parent) != view(commit)
+
+
+def _int_param(ctx: _Ctx, name: str, default: int) -> int:
+    value = ctx.param(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise _ApiError(400, f"{name} is invalid", "error") from None
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic corpus
+
+_GROUPS = ("eo-lab", "space-apps", "climate/ml", "ai4eo/models", "ai4eo/datasets",
+           "hydro/floods", "agri/monitoring", "ocean/colour", "cs-group/sharinghub/demo")
+_SUBJECTS = ("flood", "wildfire", "crop", "cloud", "ship", "landcover", "snow", "urban",
+             "forest", "glacier", "coastline", "solar-panel", "air-quality", "methane", "road",
+             "building", "water-body", "burned-area", "sea-ice", "vineyard")
+_TASKS = ("segmentation", "detection", "classification", "mapping", "forecast",
+          "change-detection", "super-resolution", "masking", "monitoring", "estimation")
+_SENSORS = {"sentinel1": "Sentinel-1", "sentinel2": "Sentinel-2", "landsat8": "Landsat 8",
+            "spot6": "SPOT 6", "pleiades": "Pléiades", "modis": "MODIS", "era5": "ERA5"}
+_KEYWORDS = ("earth-observation", "remote-sensing", "deep-learning", "pytorch", "sar",
+             "optical", "time-series", "climate", "geoai", "stac")
+_REGIONS = (
+    ("France", (-5.14, 41.33, 9.56, 51.09)),
+    ("Europe", (-25.0, 34.0, 45.0, 72.0)),
+    ("Sahel", (-17.5, 10.0, 40.0, 20.0)),
+    ("Amazon basin", (-79.6, -20.5, -48.0, 5.3)),
+    ("Alps", (5.0, 43.5, 16.5, 48.5)),
+    ("World", (-180.0, -90.0, 180.0, 90.0)),
+    ("Occitanie", (-0.33, 42.33, 4.85, 45.05)),
+    ("California", (-124.48, 32.53, -114.13, 42.01)),
+    ("Bangladesh", (88.01, 20.67, 92.67, 26.63)),
+    ("Greenland", (-73.3, 59.8, -12.2, 83.6)),
+)
+_CATEGORY_WEIGHTS = (0.35, 0.30, 0.15, 0.10, 0.10)
+_CATEGORY_FILES: dict[str, tuple[str, ...]] = {
+    "sharinghub:aimodel": ("src/train.py", "requirements.txt", "model/model.onnx",
+                           "notebooks/inference.ipynb", "MLproject", "config/params.yaml"),
+    "sharinghub:dataset": ("scripts/prepare.py", "requirements.txt", "docs/schema.md",
+                           "notebooks/explore.ipynb"),
+    "sharinghub:processor": ("Dockerfile", "app/main.py", "requirements.txt",
+                             "app/pipeline.py", "cwl/workflow.cwl"),
+    "sharinghub:tools": ("pyproject.toml", "src/toolkit/__init__.py", "tests/test_basic.py",
+                         "docs/index.md"),
+    "sharinghub:space": ("app.py", "requirements.txt", "assets/preview.png",
+                         ".streamlit/config.toml"),
+}
+
+
+def _yaml_str(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+
+
+def _file_content(path: str, rng: random.Random, title: str) -> bytes:
+    if path.endswith((".onnx", ".png")):
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(64, 256)))
+    if path.endswith(".py"):
+        return f'"""{title}: {path}."""\n\n\ndef main() -> None:\n    print("ok")\n'.encode()
+    if path.endswith(".ipynb"):
+        return json.dumps({"cells": [{"cell_type": "markdown", "metadata": {},
+                                      "source": [f"# {title}"]}],
+                           "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+    if path == "requirements.txt":
+        return b"numpy>=1.24\nrasterio>=1.3\ntorch>=2.1\n"
+    if path == "Dockerfile":
+        return b"FROM python:3.11-slim\nCOPY . /app\nCMD [\"python\", \"/app/app/main.py\"]\n"
+    return f"# {title}\n\n{path}\n".encode()
+
+
+def make_synthetic_projects(
+    n: int,
+    *,
+    seed: int = 0,
+    files_per_project: int = 4,
+    active_recently_fraction: float = 0.0,
+    private_fraction: float = 0.0,
+    now: datetime | None = None,
+    id_start: int = 1,
+) -> list[FakeProject]:
+    """``n`` varied SharingHub-like projects, deterministic for a given ``seed`` and ``now``.
+
+    Topics: one ``sharinghub:*`` category (20% two, ~5% no topic at all) plus sometimes
+    generic keywords.  Each has a ``README.md`` with YAML front matter (``title``,
+    ``description``, ``keywords``, ``license`` when licensed, ``extent.spatial`` as a
+    ``[west, south, east, north]`` bbox and ``extent.temporal`` as ``[start, end]``),
+    ``files_per_project`` more files, most datasets (and a few others) a DVC 3 ``data.dvc``
+    plus a ``.dvc/config`` naming an s3 remote, ~70% a ``LICENSE``, ~25% tags and a release.
+    ``last_activity_at`` is more than a day old except for exactly
+    ``round(n * active_recently_fraction)`` randomly chosen projects, active within the last
+    hour.  Apart from that choice, project ``i`` depends only on ``seed`` and ``i``.
+    """
+    now = _ms(now or datetime.now(UTC))
+    recent = set(random.Random(seed).sample(range(n), round(n * active_recently_fraction)))
+    projects: list[FakeProject] = []
+    used: set[str] = set()
+    for i in range(n):
+        rng = random.Random(seed * 1_000_003 + i)
+        pid = id_start + i
+        subject, task = rng.choice(_SUBJECTS), rng.choice(_TASKS)
+        sensor = rng.choice(list(_SENSORS))
+        group = rng.choice(_GROUPS)
+        path = f"{subject}-{task}-{sensor}"
+        if f"{group}/{path}".lower() in used:
+            path = f"{path}-{pid}"
+        used.add(f"{group}/{path}".lower())
+        title = f"{subject.replace('-', ' ').capitalize()} {task.replace('-', ' ')} " \
+                f"({_SENSORS[sensor]})"
+
+        roll = rng.random()
+        if roll < 0.05:
+            topics: list[str] = []
+        else:
+            first = rng.choices(CATEGORY_TOPICS, _CATEGORY_WEIGHTS)[0]
+            topics = [first]
+            if rng.random() < 0.2:
+                topics.append(rng.choice([t for t in CATEGORY_TOPICS if t != first]))
+            if rng.random() < 0.5:
+                topics += rng.sample(_KEYWORDS, rng.randint(1, 2))
+        category = next((t for t in topics if t in CATEGORY_TOPICS), "sharinghub:tools")
+
+        created = now - timedelta(days=rng.uniform(30, 900))
+        newest = now - timedelta(days=1, hours=1)
+        last = created + (newest - created) * rng.uniform(0.1, 1.0)
+        if i in recent:
+            last = now - timedelta(minutes=rng.uniform(1, 55))
+        region, bbox = rng.choice(_REGIONS)
+        start_year = rng.randint(2015, 2022)
+        start = f"{start_year}-{rng.randint(1, 12):02d}-01T00:00:00Z"
+        end = None if rng.random() < 0.15 else f"{start_year + rng.randint(0, 3)}-12-31T23:59:59Z"
+        description = (f"{task.replace('-', ' ').capitalize()} of {subject.replace('-', ' ')} "
+                       f"from {_SENSORS[sensor]} imagery over {region}.")
+        lic_key = rng.choice(["mit", "apache-2.0", "gpl-3.0", "bsd-3-clause", "cc-by-4.0"]) \
+            if rng.random() < 0.7 else None
+        keywords = [subject, task, sensor, *[t for t in topics if t not in CATEGORY_TOPICS]]
+
+        front = [
+            "---",
+            f"title: {_yaml_str(title)}",
+            f"description: {_yaml_str(description)}",
+            f"keywords: [{', '.join(_yaml_str(k) for k in keywords)}]",
+        ]
+        if lic_key:
+            front.append(f"license: {_SPDX[lic_key]}")
+        front += [
+            "extent:",
+            f"  spatial: [{', '.join(str(v) for v in bbox)}]",
+            f"  temporal: [{_yaml_str(start)}, {_yaml_str(end) if end else 'null'}]",
+            "---",
+        ]
+        readme = "\n".join(front) + (
+            f"\n\n# {title}\n\n{description}\n\n"
+            f"## Usage\n\n```bash\npip install -r requirements.txt\n```\n")
+        files: dict[str, bytes | str] = {"README.md": readme}
+        candidates = list(_CATEGORY_FILES[category])
+        for k in range(files_per_project):
+            name = candidates[k] if k < len(candidates) else f"docs/notes-{k}.md"
+            files[name] = _file_content(name, rng, title)
+        if lic_key:
+            lic = LICENSES[lic_key]
+            files["LICENSE"] = f"{lic['name']}\n\nCopyright (c) {created.year} SharingHub\n"
+        has_dvc = rng.random() < (0.8 if category == "sharinghub:dataset" else 0.1)
+        if has_dvc:
+            size = rng.randint(10_000, 5_000_000_000)
+            files["data.dvc"] = (f"outs:\n- md5: {rng.getrandbits(128):032x}\n  size: {size}\n"
+                                 f"  hash: md5\n  path: data\n")
+            files[".dvc/config"] = (
+                "[core]\n    remote = storage\n"
+                "['remote \"storage\"']\n"
+                f"    url = s3://sharinghub-dvc/{group}/{path}\n"
+                "    endpointurl = https://s3.example.com\n")
+            files[".dvc/.gitignore"] = "/config.local\n/tmp\n/cache\n"
+            files[".gitignore"] = "/data\n"
+
+        tags: list[dict[str, Any]] = []
+        releases: list[dict[str, Any]] = []
+        if rng.random() < 0.25:
+            t0 = created + (last - created) * 0.3
+            t1 = created + (last - created) * 0.9
+            tags = [
+                {"name": "v0.1.0", "commit": _sha1("tag", seed, pid, "v0.1.0"),
+                 "message": None, "created_at": t0},
+                {"name": "v1.0.0", "commit": None, "message": "First stable release",
+                 "created_at": t1},
+            ]
+            releases = [{"tag_name": "v1.0.0", "name": f"{title} v1.0.0",
+                         "description": f"First stable release of {title}.",
+                         "released_at": t1, "created_at": t1}]
+        projects.append(FakeProject(
+            id=pid,
+            path_with_namespace=f"{group}/{path}",
+            name=title,
+            path=path,
+            description=description if rng.random() < 0.9 else None,
+            topics=topics,
+            visibility="private" if rng.random() < private_fraction else "public",
+            created_at=created,
+            last_activity_at=last,
+            star_count=min(int(rng.paretovariate(1.2)) - 1, 500),
+            forks_count=rng.randint(0, 3),
+            files=files,
+            head_commit=_sha1("head", seed, pid),
+            tags=tags,
+            releases=releases,
+            license=lic_key,
+        ))
+    return projects
