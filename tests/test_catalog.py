@@ -209,8 +209,8 @@ def test_preview_order_readme_image_then_key_then_file():
     assert alps["assets"]["preview"] == {
         "href": "download/geo/alps/footprint-processor/-/img/alps.png?ref=main",
         "title": "Preview", "roles": ["thumbnail"], "type": "image/png"}
-    assert {"rel": "preview", "type": "image/png",
-            "href": "download/geo/alps/footprint-processor/-/img/alps.png?ref=main"} in alps["links"]
+    preview_href = "download/geo/alps/footprint-processor/-/img/alps.png?ref=main"
+    assert {"rel": "preview", "type": "image/png", "href": preview_href} in alps["links"]
     keyed = item_of("models/cloud-model")
     assert keyed["assets"]["preview"]["href"] == "https://example.org/cloud.png"
     filed = item_of("sharinghub-test/sen1floods11-dataset")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import yaml
 
 DVC_CONFIG = ".dvc/config"
-_SECTION = re.compile(r"""^\s*\[\s*(?:'(?P<q1>[^']*)'|"(?P<q2>[^"]*)"|(?P<plain>[^\]]*))\s*\]\s*$""")
+_SECTION = re.compile(
+    r"""^\s*\[\s*(?:'(?P<q1>[^']*)'|"(?P<q2>[^"]*)"|(?P<plain>[^\]]*))\s*\]\s*$""")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class DvcOutput:
 def is_dvc_file(path: str) -> bool:
     """Files the crawler must read to know a project's DVC outputs."""
     name = posixpath.basename(path)
-    return path.endswith(".dvc") and name != ".dvc" or name == "dvc.lock" or path == DVC_CONFIG
+    return (path.endswith(".dvc") and name != ".dvc") or name == "dvc.lock" or path == DVC_CONFIG
 
 
 def parse_config(text: str) -> tuple[str | None, dict[str, str]]:

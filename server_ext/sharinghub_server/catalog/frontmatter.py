@@ -29,7 +29,7 @@ def parse_readme(text: str | None) -> tuple[dict[str, Any], str, str | None]:
         return {}, text.strip(), None
     body = text[match.end():].strip()
     try:
-        data = yaml.load(match.group(1), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(match.group(1), Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark is not None else ""

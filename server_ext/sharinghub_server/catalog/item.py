@@ -93,7 +93,8 @@ def _in_category(base: dict[str, Any], category: Category) -> dict[str, Any]:
         props.setdefault(f"sharinghub:{feature}", value)
     item["properties"] = props
     item["links"] = [
-        {"rel": "collection", "type": "application/json", "href": f"stac/collections/{category.id}"},
+        {"rel": "collection", "type": "application/json",
+         "href": f"stac/collections/{category.id}"},
         *base["links"],
     ]
     return item
@@ -135,7 +136,8 @@ def _base_item(record: ProjectRecord,
 
     # --- license (front matter, else GitLab's detected SPDX id)
     license_id = meta.get("license") or record.license_id
-    license_url = meta.get("license-url") or (record.license_url if not meta.get("license") else None)
+    license_url = meta.get("license-url") or (
+        None if meta.get("license") else record.license_url)
     if license_id:
         props["license"] = str(license_id)
         links.append({"rel": "license",
@@ -177,7 +179,8 @@ def _base_item(record: ProjectRecord,
     # --- links and related
     for link in meta.get("links") or []:
         if isinstance(link, dict) and link.get("href"):
-            links.append({**{str(k): v for k, v in link.items()}, "rel": str(link.get("rel") or "related"),
+            links.append({**{str(k): v for k, v in link.items()},
+                          "rel": str(link.get("rel") or "related"),
                           "href": hrefs.resolve(str(link["href"]), record.id, ref)})
         else:
             problems.append(f"link {link!r} has no href")
@@ -235,8 +238,9 @@ def _base_item(record: ProjectRecord,
             f"{record.web_url}/-/archive/{release.tag_name}/"
             f"{posixpath.basename(record.id)}-{release.tag_name}.zip" if record.web_url else None)
         if archive:
-            asset = {"href": archive, "title": f"Release {release.tag_name}: {release.name}".rstrip(": "),
-                     "roles": ["source"], "type": "application/zip"}
+            title = f"Release {release.tag_name}: {release.name}".rstrip(": ")
+            asset = {"href": archive, "title": title, "roles": ["source"],
+                     "type": "application/zip"}
             if release.description:
                 asset["description"] = release.description
             item_assets["release"] = asset

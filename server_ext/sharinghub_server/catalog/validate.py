@@ -104,8 +104,9 @@ def _normalise(value: Any, error: jsonschema.ValidationError) -> tuple[bool, Any
 
 
 def _owner(obj: dict, path: list) -> tuple[Any, Any, int] | None:
-    """(container, key, depth of key in path) of the value an error points at, for fields we may change: properties,
-    asset fields, link fields. Structural places (type, geometry, stac_version) are not ours."""
+    """(container, key, depth of key in path) of the value an error points at, for fields we
+    may change: properties, asset fields, link fields. Structural places (type, geometry,
+    stac_version) are not ours."""
     container: Any
     if len(path) >= 2 and path[0] == "properties":
         depth, container = 1, obj.get("properties")
@@ -143,7 +144,7 @@ def repair(obj: dict, *, max_rounds: int = 25) -> tuple[dict, list[str]]:
         if not errors:
             return obj, problems
         changed = False
-        for url, error in errors:
+        for _url, error in errors:
             # the deepest error says most about what is wrong inside anyOf/oneOf
             leaf = max([error, *error.context], key=lambda e: len(e.absolute_path))
             path = list(leaf.absolute_path)

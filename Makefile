@@ -1,0 +1,11 @@
+.PHONY: demo test bench
+
+demo:  ## install and start the demo (JupyterLab on the embedded default)
+	scripts/demo.sh
+
+test:  ## install what the tests need and run every test
+	scripts/test.sh
+
+bench:  ## run the benchmarks (see benchmarks/README.md)
+	scripts/setup-env.sh test
+	.venv/bin/python benchmarks/crawl.py

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs every test (lint included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-env.sh test
+command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git; }
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"
