@@ -11,11 +11,6 @@ _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?
                            re.DOTALL | re.MULTILINE)
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that keeps timestamps as they are written when they are not plain dates,
-    so ``2020-01-01`` becomes a date and odd strings stay strings."""
-
-
 def parse_readme(text: str | None) -> tuple[dict[str, Any], str, str | None]:
     """Split a README into (front matter, body, problem).
 
@@ -29,7 +24,7 @@ def parse_readme(text: str | None) -> tuple[dict[str, Any], str, str | None]:
         return {}, text.strip(), None
     body = text[match.end():].strip()
     try:
-        data = yaml.load(match.group(1), Loader=_Loader)
+        data = yaml.safe_load(match.group(1))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark is not None else ""
