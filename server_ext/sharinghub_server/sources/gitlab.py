@@ -39,6 +39,10 @@ class GitLabSource:
     def __repr__(self) -> str:  # never show the token
         return f"GitLabSource({self.url!r})"
 
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request to this GitLab (for streamed downloads)."""
+        return {"PRIVATE-TOKEN": self._token} if self._token else {}
+
     # --- plumbing -------------------------------------------------------------------------
 
     @property

@@ -1,0 +1,111 @@
+"""The Jupyter server extension: traits (``c.SharingHub.<name>``), wiring, lifecycle.
+
+Loading it must not slow the server down: it imports no mlflow or dvc, opens the index and
+starts the first crawl in the background.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, Float, List, Unicode, default
+
+from .catalog.categories import DEFAULT_CATEGORIES, load_categories
+
+
+def _category_config() -> list[dict]:
+    return [{"id": c.id, "title": c.title, "gitlab_topic": c.gitlab_topic,
+             "description": c.description} for c in DEFAULT_CATEGORIES]
+
+
+class SharingHub(ExtensionApp):
+    name = "sharinghub_server"
+    description = "SharingHub in JupyterLab: a STAC catalog of GitLab projects, DVC and MLflow"
+
+    gitlab_url = Unicode("", config=True, help="GitLab instance to crawl; empty: no GitLab "
+                                                 "source [SHARINGHUB_GITLAB_URL]")
+    gitlab_token = Unicode("", config=True, help="token for the GitLab API and git over HTTP "
+                                                   "[SHARINGHUB_GITLAB_TOKEN, then GITLAB_TOKEN]")
+    local_projects = List(Unicode(), config=True,
+                          help="folders whose subfolders are projects [SHARINGHUB_LOCAL_PROJECTS,"
+                               " ':'-separated]")
+    categories = List(Dict(), config=True,
+                      help="categories: {id, title, gitlab_topic, description?, features?}")
+    index_url = Unicode("", config=True, help="catalog index: sqlite:///path (default: a file "
+                                                "in the Jupyter data dir) [SHARINGHUB_INDEX_URL]")
+    crawl_interval = Float(600, config=True, help="seconds between background crawls; 0: only "
+                                                  "on demand")
+    search_threads = Float(4, config=True, help="threads answering catalog queries")
+
+    @default("gitlab_url")
+    def _gitlab_url(self) -> str:
+        return os.environ.get("SHARINGHUB_GITLAB_URL", "")
+
+    @default("gitlab_token")
+    def _gitlab_token(self) -> str:
+        return os.environ.get("SHARINGHUB_GITLAB_TOKEN") or os.environ.get("GITLAB_TOKEN") or ""
+
+    @default("local_projects")
+    def _local_projects(self) -> list[str]:
+        value = os.environ.get("SHARINGHUB_LOCAL_PROJECTS", "")
+        return [p for p in value.split(":") if p]
+
+    @default("categories")
+    def _categories(self) -> list[dict]:
+        return _category_config()
+
+    @default("index_url")
+    def _index_url(self) -> str:
+        env = os.environ.get("SHARINGHUB_INDEX_URL")
+        if env:
+            return env
+        return f"sqlite://{Path(jupyter_data_dir()) / 'sharinghub' / 'index.sqlite'}"
+
+    def initialize_settings(self) -> None:
+        from .index.store import open_store
+        from .service import CatalogService
+        from .sources.gitlab import GitLabSource
+        from .sources.local import LocalSource
+
+        sources: list = []
+        if self.gitlab_url:
+            sources.append(GitLabSource(self.gitlab_url, self.gitlab_token))
+        sources.extend(LocalSource(p) for p in self.local_projects)
+        self.service = CatalogService(open_store(self.index_url),
+                                      load_categories(self.categories), sources,
+                                      crawl_interval=self.crawl_interval)
+        self.executor = ThreadPoolExecutor(max_workers=int(self.search_threads),
+                                           thread_name_prefix="sharinghub")
+        self.settings["sharinghub_service"] = self.service
+        self.settings["sharinghub_executor"] = self.executor
+        self.service.start()
+        self.log.info("sharinghub: index %s, %d source(s)", _safe_url(self.index_url),
+                      len(sources))
+
+    def initialize_handlers(self) -> None:
+        from .handlers import routes
+
+        self.handlers.extend(routes())
+
+    async def stop_extension(self) -> None:
+        service = getattr(self, "service", None)
+        if service is not None:
+            service.close()
+        executor = getattr(self, "executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _safe_url(url: str) -> str:
+    """An index URL fit for a log line: no password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

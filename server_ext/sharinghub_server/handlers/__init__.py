@@ -1,0 +1,37 @@
+"""Route table of the extension (relative to the Jupyter ``base_url``)."""
+
+from __future__ import annotations
+
+from .download import DownloadHandler
+from .index import IndexHandler
+from .openapi import OpenAPIHandler
+from .stac import (
+    CollectionHandler,
+    CollectionsHandler,
+    ConformanceHandler,
+    ItemHandler,
+    ItemsHandler,
+    LandingHandler,
+    QueryablesHandler,
+    SearchHandler,
+)
+
+API = r"/sharinghub/api"
+STAC = rf"{API}/stac"
+
+
+def routes() -> list[tuple]:
+    return [
+        (rf"{STAC}/?", LandingHandler),
+        (rf"{STAC}/conformance/?", ConformanceHandler),
+        (rf"{STAC}/queryables/?", QueryablesHandler),
+        (rf"{STAC}/search/?", SearchHandler),
+        (rf"{STAC}/collections/?", CollectionsHandler),
+        (rf"{STAC}/collections/([^/]+)/?", CollectionHandler),
+        (rf"{STAC}/collections/([^/]+)/queryables/?", QueryablesHandler),
+        (rf"{STAC}/collections/([^/]+)/items/?", ItemsHandler),
+        (rf"{STAC}/collections/([^/]+)/items/(.+?)/?", ItemHandler),
+        (rf"{API}/openapi.json", OpenAPIHandler),
+        (rf"{API}/index/?", IndexHandler),
+        (rf"{API}/download/(.+?)/-/(.+)", DownloadHandler),
+    ]

@@ -1,0 +1,80 @@
+"""What every handler shares: authentication, the one place errors become HTTP answers, and
+running blocking work off the event loop."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from ..index.query import QueryError
+from ..service import BadRequest, CatalogService, NotFound
+from ..stac.params import StacError
+
+T = TypeVar("T")
+
+
+def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]:
+    """(status, code, description) for an exception: the only mapping of errors to HTTP."""
+    if isinstance(exc, StacError):
+        return exc.status, exc.code, exc.description
+    if isinstance(exc, NotFound):
+        return 404, "NotFound", str(exc)
+    if isinstance(exc, BadRequest | QueryError):
+        return 400, "InvalidParameterValue", str(exc)
+    if isinstance(exc, web.HTTPError):
+        return exc.status_code, "HTTPError", exc.log_message or exc.reason or "error"
+    if status < 500:
+        return status, "HTTPError", "request refused"
+    return 500, "ServerError", "the server failed to answer; see its log"
+
+
+class SharingHubHandler(APIHandler):
+    """Base of every sharinghub handler; each HTTP method is ``@web.authenticated``."""
+
+    @property
+    def service(self) -> CatalogService:
+        return self.settings["sharinghub_service"]
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking work (SQLite, files, git) in the extension's thread pool."""
+        return await IOLoop.current().run_in_executor(
+            self.settings["sharinghub_executor"], functools.partial(fn, *args, **kwargs))
+
+    @property
+    def api_root(self) -> str:
+        """Absolute URL of ``sharinghub/api/`` on the server that answers (hrefs use it)."""
+        path = url_path_join(self.base_url, "sharinghub/api/")
+        return f"{self.request.protocol}://{self.request.host}{path}"
+
+    def write_json(self, data: Any, status: int = 200, content_type: str = "application/json"):
+        self.set_status(status)
+        self.set_header("Content-Type", content_type)
+        self.finish(json.dumps(data, separators=(",", ":")))
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError:
+            raise StacError("the request body is not JSON") from None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        status, code, description = error_answer(exc, status_code)
+        self.clear_header("Content-Disposition")
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"code": code, "description": description}))
+
+    def log_exception(self, typ, value, tb) -> None:  # expected errors are not server bugs
+        if isinstance(value, StacError | NotFound | BadRequest | QueryError):
+            self.log.info("sharinghub: %s %s: %s", self.request.method, self.request.path,
+                          value)
+            return
+        super().log_exception(typ, value, tb)

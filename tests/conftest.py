@@ -1,0 +1,59 @@
+"""Shared fixtures: pytest-jupyter's server, the GitLab API test server with the corpus, the
+example local projects, and a running sharinghub extension fed by both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from tests.support.corpus import PROJECTS
+from tests.support.gitlab_server import GitLabTestServer
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+TOKEN = "secret-token"
+
+
+@pytest.fixture
+def gitlab():
+    from tests.test_crawler import fake
+
+    with GitLabTestServer([fake(e, i + 1) for i, e in enumerate(PROJECTS)]) as server:
+        yield server
+
+
+@pytest.fixture
+def local_projects(tmp_path):
+    from sharinghub_server.examples import make_examples
+
+    projects, _ = make_examples(tmp_path / "examples")
+    return projects
+
+
+@pytest.fixture
+def jp_server_config(gitlab, local_projects, tmp_path):
+    return {
+        "ServerApp": {"jpserver_extensions": {"sharinghub_server": True}},
+        "SharingHub": {
+            "gitlab_url": gitlab.url,
+            "gitlab_token": TOKEN,
+            "local_projects": [str(local_projects)],
+            "index_url": f"sqlite://{tmp_path / 'index.sqlite'}",
+            "crawl_interval": 0,
+        },
+    }
+
+
+async def wait_for_crawl(jp_fetch, timeout: float = 60) -> dict:
+    """Bounded polling of the crawl status until a crawl has finished."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = await jp_fetch("sharinghub", "api", "index")
+        status = json.loads(response.body)
+        if status["state"] == "idle" and (status["last_crawl"] or {}).get("finished"):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError("the crawl did not finish in time")
