@@ -68,13 +68,16 @@ class SharingHub(ExtensionApp):
     def initialize_settings(self) -> None:
         from .index.store import open_store
         from .service import CatalogService
-        from .sources.gitlab import GitLabSource
-        from .sources.local import LocalSource
 
         sources: list = []
         if self.gitlab_url:
+            from .sources.gitlab import GitLabSource
+
             sources.append(GitLabSource(self.gitlab_url, self.gitlab_token))
-        sources.extend(LocalSource(p) for p in self.local_projects)
+        if self.local_projects:
+            from .sources.local import LocalSource
+
+            sources.extend(LocalSource(p) for p in self.local_projects)
         self.service = CatalogService(open_store(self.index_url),
                                       load_categories(self.categories), sources,
                                       crawl_interval=self.crawl_interval)

@@ -25,12 +25,14 @@ from .catalog.timeutil import iso, parse_datetime
 from .index.store import IndexStore, ProjectUpdate
 from .sources.base import Source, SourceError, repo_fingerprint
 from .sources.records import ProjectRecord
+from .status import STATUS_KEY, last_status
+
+__all__ = ["CrawlError", "CrawlStatus", "Crawler", "SourceReport", "last_status"]
 
 log = logging.getLogger(__name__)
 
 #: bump when the mapping changes, so stored projects are re-mapped (not re-fetched)
 MAPPING_VERSION = "1"
-STATUS_KEY = "crawl_status"
 #: fields a listing gives; a change there re-maps the project without fetching it again
 _LIST_FIELDS = ("name", "topics", "description", "web_url", "default_branch", "star_count",
                 "visibility", "created_at", "host_name", "host_url", "repo_url")
@@ -239,7 +241,3 @@ def _is_recent(record: ProjectRecord, since: datetime) -> bool:
     except ValueError:
         return True
     return last is None or last >= since
-
-
-def last_status(store: IndexStore) -> dict[str, Any] | None:
-    return store.get_meta(STATUS_KEY)

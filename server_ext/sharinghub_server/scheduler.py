@@ -10,10 +10,13 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog.timeutil import iso
-from .crawler import Crawler, last_status
+from .status import last_status
+
+if TYPE_CHECKING:
+    from .crawler import Crawler
 
 log = logging.getLogger(__name__)
 

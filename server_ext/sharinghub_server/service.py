@@ -10,15 +10,18 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .catalog.categories import Category
-from .crawler import Crawler
 from .index.store import IndexStore
 from .scheduler import CrawlScheduler
-from .sources.gitlab import GitLabSource
-from .sources.local import LocalSource
 from .sources.records import ProjectRecord
+
+if TYPE_CHECKING:  # the crawler and sources pull in python-gitlab, pystac, shapely: lazily
+    from .crawler import Crawler
+    from .sources.gitlab import GitLabSource
+    from .sources.local import LocalSource
 
 
 class NotFound(LookupError):
@@ -48,9 +51,12 @@ class CatalogService:
         self.store = store
         self.categories = categories
         self.sources = {s.key: s for s in sources}
-        self.scheduler = CrawlScheduler(
-            lambda: Crawler(store, list(self.sources.values()), categories), store,
-            interval=crawl_interval)
+        self.scheduler = CrawlScheduler(self._crawler, store, interval=crawl_interval)
+
+    def _crawler(self) -> Crawler:
+        from .crawler import Crawler
+
+        return Crawler(self.store, list(self.sources.values()), self.categories)
 
     def start(self) -> None:
         """Background crawls, if there is anything to crawl."""
@@ -83,6 +89,9 @@ class CatalogService:
             raise NotFound(f"no item {item_id!r}")
         source_key, state = found
         record = ProjectRecord.from_json(state["record"])
+        from .sources.gitlab import GitLabSource
+        from .sources.local import LocalSource
+
         source = self.sources.get(source_key)
         if isinstance(source, GitLabSource):
             url = (f"{source.url}/api/v4/projects/{record.gitlab_id}/repository/files/"

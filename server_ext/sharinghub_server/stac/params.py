@@ -16,8 +16,6 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-import shapely.geometry
-
 from ..index.query import Expr, Interval, Query
 
 UTC = timezone.utc
@@ -210,6 +208,8 @@ def check_geometry(value: Any, what: str = "intersects") -> dict:
     if key not in value:
         raise StacError(f"Invalid {what}: the {kind} has no {key!r}")
     try:
+        import shapely.geometry  # lazily: 40 ms, and most searches have no geometry
+
         shapely.geometry.shape(value)
     except Exception as exc:  # shapely/GEOS raise a zoo of types for malformed input
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
