@@ -248,11 +248,15 @@ async def test_download_streams_repository_files(jp_fetch, gitlab):
         assert code in (400, 404) and body["code"]
 
 
+_SAMPLES = {"([^/]+)": "dataset", "(.+?)": "group/project", "(.+)": "README.md",
+            "([0-9a-f]+)": "0123abcd"}
+
+
 def _fill(pattern: str) -> str:
-    """A concrete path for a route pattern."""
-    path = pattern.replace("/?", "")
-    path = path.replace("([^/]+)", "dataset").replace("(.+?)", "group/project")
-    return path.replace("(.+)", "README.md").replace("\\", "")
+    """A concrete path for a route pattern: every group gets a sample value."""
+    path = re.sub(r"\([^)]*\)\??", lambda m: _SAMPLES[m.group(0)], pattern.replace("/?", ""))
+    assert "(" not in path, f"add a sample for {pattern}"
+    return path.replace("\\", "")
 
 
 async def test_every_route_refuses_unauthenticated_requests(jp_fetch, jp_http_port,
@@ -261,9 +265,9 @@ async def test_every_route_refuses_unauthenticated_requests(jp_fetch, jp_http_po
     client = AsyncHTTPClient()
     for pattern, _handler in routes():
         url = f"http://localhost:{jp_http_port}{jp_base_url.rstrip('/')}{_fill(pattern)}"
-        for method in ("GET", "POST"):
+        for method in ("GET", "POST", "PATCH", "DELETE"):
             response = await client.fetch(url, method=method, raise_error=False,
-                                          body="{}" if method == "POST" else None,
+                                          body="{}" if method in ("POST", "PATCH") else None,
                                           follow_redirects=False)
             assert response.code in (401, 403, 405), (method, url, response.code)
             body = response.body or b""

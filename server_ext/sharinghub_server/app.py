@@ -40,6 +40,14 @@ class SharingHub(ExtensionApp):
     crawl_interval = Float(600, config=True, help="seconds between background crawls; 0: only "
                                                   "on demand")
     search_threads = Float(4, config=True, help="threads answering catalog queries")
+    dvc_default_remote = Unicode("", config=True,
+                                 help="DVC remote URL new dataset projects get (default: a "
+                                      "folder in the Jupyter data dir)")
+    dvc_remotes = Dict(config=True,
+                       help="per-remote DVC settings merged in at pull time, keyed by remote "
+                            "name or URL prefix, e.g. {'s3://bucket': {'endpointurl': ...}}; "
+                            "never returned by any endpoint")
+    max_jobs = Float(2, config=True, help="DVC jobs running at once; more wait in a queue")
 
     @default("gitlab_url")
     def _gitlab_url(self) -> str:
@@ -57,6 +65,10 @@ class SharingHub(ExtensionApp):
     @default("categories")
     def _categories(self) -> list[dict]:
         return _category_config()
+
+    @default("dvc_default_remote")
+    def _dvc_default_remote(self) -> str:
+        return str(Path(jupyter_data_dir()) / "sharinghub" / "dvc-remote")
 
     @default("index_url")
     def _index_url(self) -> str:
@@ -80,7 +92,10 @@ class SharingHub(ExtensionApp):
             sources.extend(LocalSource(p) for p in self.local_projects)
         self.service = CatalogService(open_store(self.index_url),
                                       load_categories(self.categories), sources,
-                                      crawl_interval=self.crawl_interval)
+                                      crawl_interval=self.crawl_interval,
+                                      root_dir=self.serverapp.root_dir,
+                                      dvc_remotes=self.dvc_remotes,
+                                      max_jobs=int(self.max_jobs))
         self.executor = ThreadPoolExecutor(max_workers=int(self.search_threads),
                                            thread_name_prefix="sharinghub")
         self.settings["sharinghub_service"] = self.service

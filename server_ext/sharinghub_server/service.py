@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .catalog.categories import Category
@@ -20,6 +20,7 @@ from .sources.records import ProjectRecord
 
 if TYPE_CHECKING:  # the crawler and sources pull in python-gitlab, pystac, shapely: lazily
     from .crawler import Crawler
+    from .jobs import Job
     from .sources.gitlab import GitLabSource
     from .sources.local import LocalSource
 
@@ -47,10 +48,19 @@ class LocalFile:
 
 class CatalogService:
     def __init__(self, store: IndexStore, categories: tuple[Category, ...],
-                 sources: list[GitLabSource | LocalSource], *, crawl_interval: float = 600):
+                 sources: list[GitLabSource | LocalSource], *, crawl_interval: float = 600,
+                 root_dir: str | Path = ".", dvc_remotes: dict | None = None,
+                 max_jobs: int = 2):
+        from .datasets.versions import VersionReader
+        from .jobs import JobManager
+
         self.store = store
         self.categories = categories
         self.sources = {s.key: s for s in sources}
+        self.root_dir = Path(root_dir).resolve()
+        self.dvc_remotes = dict(dvc_remotes or {})
+        self.jobs = JobManager(max_workers=max_jobs)
+        self._versions = VersionReader()
         self.scheduler = CrawlScheduler(self._crawler, store, interval=crawl_interval)
 
     def _crawler(self) -> Crawler:
@@ -65,6 +75,7 @@ class CatalogService:
 
     def close(self) -> None:
         self.scheduler.stop()
+        self.jobs.shutdown()
         self.store.close()
 
     def category(self, cid: str) -> Category:
@@ -77,6 +88,59 @@ class CatalogService:
     def collection_ids(self) -> list[str]:
         return [c.id for c in self.categories]
 
+    def _project(self, item_id: str) -> tuple[ProjectRecord, Any]:
+        """The record and the configured source of an item's project."""
+        found = self.store.project(item_id)
+        if found is None:
+            raise NotFound(f"no item {item_id!r}")
+        source_key, state = found
+        source = self.sources.get(source_key)
+        if source is None:
+            raise NotFound(f"the source of {item_id} is not configured on this server")
+        return ProjectRecord.from_json(state["record"]), source
+
+    # --- DVC ------------------------------------------------------------------------------
+
+    def dvc_versions(self, item_id: str) -> dict[str, Any]:
+        from .sources.base import SourceError
+
+        record, source = self._project(item_id)
+        try:
+            return {"item": item_id, "versions": self._versions.versions(source, record)}
+        except SourceError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def start_pull(self, item_id: str, rev: str | None, dest: str | None) -> Job:
+        from .datasets.pull import PullPlan, resolve_dest, run_pull
+        from .jobs import Job
+        from .sources.base import SourceError
+
+        if rev is not None and (not isinstance(rev, str) or not rev.strip()):
+            raise BadRequest("rev must be a branch, tag or commit")
+        if dest is not None and not isinstance(dest, str):
+            raise BadRequest("dest must be a path relative to the Jupyter root")
+        record, source = self._project(item_id)
+        try:
+            target = resolve_dest(self.root_dir, dest, item_id)
+            url = source.clone_url(record)
+        except (ValueError, SourceError) as exc:
+            raise BadRequest(str(exc)) from None
+        plan = PullPlan(item=item_id, rev=rev, dest=target, repo_url=url,
+                        token=source.git_token(), remote_settings=self.dvc_remotes)
+        rel = target.relative_to(self.root_dir).as_posix()
+        job = Job(kind="pull", item=item_id, rev=rev, dest=rel)
+        return self.jobs.submit(job, lambda j: run_pull(j, plan))
+
+    def job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        return job
+
+    def cancel_job(self, job_id: str) -> Job:
+        self.job(job_id)
+        return self.jobs.cancel(job_id)
+
     # --- downloads ------------------------------------------------------------------------
 
     def resolve_download(self, item_id: str, path: str, ref: str | None) -> RemoteFile | LocalFile:
@@ -84,15 +148,10 @@ class CatalogService:
         clean = posixpath.normpath(path.lstrip("/"))
         if not path or clean.startswith("..") or clean == "." or "\x00" in path:
             raise BadRequest(f"bad file path {path!r}")
-        found = self.store.project(item_id)
-        if found is None:
-            raise NotFound(f"no item {item_id!r}")
-        source_key, state = found
-        record = ProjectRecord.from_json(state["record"])
         from .sources.gitlab import GitLabSource
         from .sources.local import LocalSource
 
-        source = self.sources.get(source_key)
+        record, source = self._project(item_id)
         if isinstance(source, GitLabSource):
             url = (f"{source.url}/api/v4/projects/{record.gitlab_id}/repository/files/"
                    f"{quote(clean, safe='')}/raw?ref={quote(ref or record.default_branch)}"
@@ -106,4 +165,4 @@ class CatalogService:
             if ".git" in target.relative_to(root).parts:
                 raise NotFound(f"no file {clean!r} in {item_id}")
             return LocalFile(target)
-        raise NotFound(f"the source of {item_id} is not configured on this server")
+        raise NotFound(f"no downloads from the source of {item_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .download import DownloadHandler
+from .dvc import JobHandler, PullHandler, VersionsHandler
 from .index import IndexHandler
 from .openapi import OpenAPIHandler
 from .stac import (
@@ -34,4 +35,7 @@ def routes() -> list[tuple]:
         (rf"{API}/openapi.json", OpenAPIHandler),
         (rf"{API}/index/?", IndexHandler),
         (rf"{API}/download/(.+?)/-/(.+)", DownloadHandler),
+        (rf"{API}/dvc/versions/?", VersionsHandler),
+        (rf"{API}/dvc/pull/?", PullHandler),
+        (rf"{API}/dvc/jobs/([0-9a-f]+)/?", JobHandler),
     ]

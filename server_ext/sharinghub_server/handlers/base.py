@@ -14,6 +14,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from ..index.query import QueryError
+from ..jobs import JobConflict
 from ..service import BadRequest, CatalogService, NotFound
 from ..stac.params import StacError
 
@@ -28,6 +29,8 @@ def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]
         return 404, "NotFound", str(exc)
     if isinstance(exc, BadRequest | QueryError):
         return 400, "InvalidParameterValue", str(exc)
+    if isinstance(exc, JobConflict):
+        return 409, "Conflict", str(exc)
     if isinstance(exc, web.HTTPError):
         return exc.status_code, "HTTPError", exc.log_message or exc.reason or "error"
     if status < 500:
@@ -73,7 +76,7 @@ class SharingHubHandler(APIHandler):
         self.finish(json.dumps({"code": code, "description": description}))
 
     def log_exception(self, typ, value, tb) -> None:  # expected errors are not server bugs
-        if isinstance(value, StacError | NotFound | BadRequest | QueryError):
+        if isinstance(value, StacError | NotFound | BadRequest | QueryError | JobConflict):
             self.log.info("sharinghub: %s %s: %s", self.request.method, self.request.path,
                           value)
             return

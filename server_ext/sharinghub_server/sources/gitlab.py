@@ -17,7 +17,7 @@ import requests
 
 from ..catalog.dvc_outputs import is_dvc_file
 from .base import SourceError, repo_fingerprint
-from .records import ProjectRecord, Release, Tag
+from .records import ProjectRecord, Ref, Release, Tag
 
 _README_NAMES = ("README.md", "readme.md", "Readme.md", "README.MD")
 _MAX_DVC_FILES = 200
@@ -180,6 +180,43 @@ class GitLabSource:
                     date=(t.get("commit") or {}).get("committed_date"))
                 for t in self._list(f"/projects/{pid}/repository/tags")]
         return head, tags
+
+    def refs(self, project: ProjectRecord) -> list[Ref]:
+        """The project's tags and its default branch's head, as GitLab has them now."""
+        pid, branch = project.gitlab_id, project.default_branch
+        try:
+            head = self._get(f"/projects/{pid}/repository/branches/{quote(branch, safe='')}")
+            tags = self._list(f"/projects/{pid}/repository/tags")
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"reading the versions of {project.id}", exc) from None
+        commit = head.get("commit") or {}
+        refs = [Ref(branch, "branch", commit.get("id", ""), commit.get("committed_date"))]
+        for t in tags:
+            c = t.get("commit") or {}
+            refs.append(Ref(t["name"], "tag", c.get("id") or t.get("target", ""),
+                            c.get("committed_date") or t.get("created_at")))
+        return refs
+
+    def dvc_files_at(self, project: ProjectRecord, commit: str) -> dict[str, str]:
+        """Text of the DVC files (``*.dvc``, ``dvc.lock``, ``.dvc/config``) at a commit."""
+        pid = project.gitlab_id
+        try:
+            tree = self._list(f"/projects/{pid}/repository/tree", recursive=True, ref=commit)
+            files = {}
+            for entry in tree:
+                if entry.get("type") == "blob" and is_dvc_file(entry["path"]):
+                    text = self._raw(pid, entry["path"], commit)
+                    if text is not None:
+                        files[entry["path"]] = text
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"reading {project.id} at {commit[:12]}", exc) from None
+        return files
+
+    def clone_url(self, project: ProjectRecord) -> str:
+        return project.repo_url or f"{project.web_url}.git"
+
+    def git_token(self) -> str | None:
+        return self._token or None
 
     def fingerprint(self, project: ProjectRecord) -> str:
         try:

@@ -15,7 +15,7 @@ from ..catalog.dvc_outputs import is_dvc_file
 from ..catalog.frontmatter import parse_readme
 from ..catalog.timeutil import iso
 from .base import SourceError, repo_fingerprint
-from .records import ProjectRecord, Tag
+from .records import ProjectRecord, Ref, Tag
 
 _README_NAMES = ("README.md", "readme.md", "Readme.md")
 _SKIP_DIRS = {".git", ".dvc/cache", ".dvc/tmp", "__pycache__", ".ipynb_checkpoints",
@@ -145,6 +145,46 @@ class LocalSource:
             name, commit, date = [*line.split("\t"), "", ""][:3]
             tags.append(Tag(name=name, commit=commit[:40], date=date or None))
         return tags
+
+    def _repo(self, project: ProjectRecord) -> Path:
+        path = self.folder / project.name
+        if not (path / ".git").exists():
+            raise SourceError(f"{project.id} is not a git repository")
+        return path
+
+    def refs(self, project: ProjectRecord) -> list[Ref]:
+        """Tags and the current branch's head of a local git project."""
+        path = self._repo(project)
+        branch = _git(path, "rev-parse", "--abbrev-ref", "HEAD") or project.default_branch
+        head = _git(path, "log", "-1", "--format=%H%x09%cI") or ""
+        commit, _, date = head.partition("\t")
+        refs = [Ref(branch, "branch", commit, date or None)]
+        out = _git(path, "for-each-ref", "refs/tags", "--format=%(refname:short)%09"
+                   "%(*objectname)%(objectname)%09%(*committerdate:iso-strict)"
+                   "%(committerdate:iso-strict)")
+        for line in (out or "").splitlines():
+            name, sha, date = [*line.split("\t"), "", ""][:3]
+            refs.append(Ref(name, "tag", sha[:40], date[:25] or None))
+        return refs
+
+    def dvc_files_at(self, project: ProjectRecord, commit: str) -> dict[str, str]:
+        path = self._repo(project)
+        listing = _git(path, "ls-tree", "-r", "--name-only", commit)
+        if listing is None:
+            raise SourceError(f"{project.id} has no revision {commit!r}")
+        files = {}
+        for rel in listing.splitlines():
+            if is_dvc_file(rel):
+                text = _git(path, "show", f"{commit}:{rel}")
+                if text is not None:
+                    files[rel] = text + "\n"
+        return files
+
+    def clone_url(self, project: ProjectRecord) -> str:
+        return str(self._repo(project))
+
+    def git_token(self) -> str | None:
+        return None
 
     def fingerprint(self, project: ProjectRecord) -> str:
         record = self.fetch(project, fingerprint=True)

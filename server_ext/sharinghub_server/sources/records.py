@@ -28,6 +28,16 @@ class Tag:
     date: str | None = None
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A version of a project: a tag, or the default branch's head."""
+
+    rev: str
+    kind: str  # "tag" | "branch"
+    commit: str
+    date: str | None
+
+
 @dataclass
 class ProjectRecord:
     """One project as a source sees it. ``id`` is the full path and becomes the STAC item id."""

@@ -1,0 +1,81 @@
+"""The job runner on its own: bounded workers, joining, cancel, one-line errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from sharinghub_server.jobs import Cancelled, Job, JobConflict, JobError, JobManager
+
+
+def wait_ended(job: Job, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not job.ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.ended
+
+
+def test_a_job_runs_and_reports_its_result():
+    jobs = JobManager(max_workers=1)
+    job = jobs.submit(Job("pull", "g/p", None, "p"), lambda j: {"ok": 1})
+    wait_ended(job)
+    assert job.state == "done" and job.result == {"ok": 1} and job.error is None
+    jobs.shutdown()
+
+
+def test_same_item_and_dest_joins_the_running_job_and_cancel_stops_it():
+    release = threading.Event()
+    started = threading.Event()
+
+    def work(job: Job):
+        started.set()
+        while not release.wait(0.01):
+            job.check_cancelled()
+
+    jobs = JobManager(max_workers=2)
+    first = jobs.submit(Job("pull", "g/p", None, "p"), work)
+    started.wait(5)
+    assert jobs.submit(Job("pull", "g/p", "v2", "p"), work) is first
+    other = jobs.submit(Job("pull", "g/p", None, "elsewhere"), lambda j: None)
+    assert other is not first
+    jobs.cancel(first.id)
+    wait_ended(first)
+    assert first.state == "cancelled"
+    with pytest.raises(JobConflict):
+        jobs.cancel(first.id)
+    jobs.shutdown()
+
+
+def test_queued_jobs_wait_for_a_free_worker_and_can_be_cancelled_while_queued():
+    release = threading.Event()
+    jobs = JobManager(max_workers=1)
+    busy = jobs.submit(Job("pull", "a/a", None, "a"), lambda j: release.wait(5))
+    queued = jobs.submit(Job("pull", "b/b", None, "b"), lambda j: {"ran": True})
+    assert queued.state == "queued"
+    jobs.cancel(queued.id)
+    release.set()
+    wait_ended(busy)
+    wait_ended(queued)
+    assert queued.state == "cancelled" and queued.result is None
+    jobs.shutdown()
+
+
+def test_errors_are_one_line():
+    def fail(job):
+        raise JobError("dvc pull failed:\n  missing   object\n")
+
+    def bug(job):
+        raise KeyError("x")
+
+    jobs = JobManager()
+    a = jobs.submit(Job("pull", "a/a", None, "a"), fail)
+    b = jobs.submit(Job("pull", "b/b", None, "b"), bug)
+    c = jobs.submit(Job("pull", "c/c", None, "c"), lambda j: (_ for _ in ()).throw(Cancelled()))
+    for job in (a, b, c):
+        wait_ended(job)
+    assert a.state == "failed" and a.error == "dvc pull failed: missing object"
+    assert b.state == "failed" and b.error == "KeyError: 'x'"
+    assert c.state == "cancelled"
+    jobs.shutdown()
