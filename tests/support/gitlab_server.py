@@ -7,7 +7,12 @@ of ``/api/v4`` the catalog uses with GitLab's JSON shapes, offset pagination hea
 injects latency (without blocking, so concurrent clients overlap) and injects faults (random
 with a seeded RNG, or forced with :meth:`GitLabTestServer.fail_next`).
 
-Only tornado and the standard library are used.
+A project can also be backed by a real git repository (:meth:`GitLabTestServer.add_git_project`):
+the server then reads the repository API (tree, files, tags, branches, commits...) from it and
+serves it to git clients over smart HTTP at GitLab's URLs (``<url>/<path_with_namespace>.git``)
+by running ``git http-backend``, with GitLab's authentication rules.
+
+Only tornado, the standard library and the ``git`` executable are used.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
 import re
+import shutil
+import subprocess
 import tarfile
 import threading
 import time
@@ -30,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -219,6 +228,10 @@ class FakeProject:
     object (see :data:`LICENSES`) or just its key (``"mit"``).  Tags are dicts ``{name,
     commit (sha, default: head), message (None: lightweight), created_at}``; releases are
     dicts ``{tag_name, name, description, released_at, created_at}``.
+
+    ``git_repo`` (a bare repository, see :meth:`GitLabTestServer.add_git_project`) makes the
+    repository real: ``files``, ``head_commit`` and ``tags`` then come from it (leave them
+    empty) and the server keeps them in sync with it.
     """
 
     id: int
@@ -242,6 +255,7 @@ class FakeProject:
     avatar_url: str | None = None
     archived: bool = False
     namespace: dict[str, Any] | None = None
+    git_repo: str | os.PathLike[str] | None = None
 
     def __post_init__(self) -> None:
         if self.visibility not in ("public", "internal", "private"):
@@ -295,8 +309,9 @@ class RequestRecord:
     parameter to its last value; ``endpoint`` is the route name (``projects``, ``project``,
     ``tree``, ``file_raw``, ``file``, ``blob_raw``, ``blob``, ``archive``, ``tags``, ``tag``,
     ``releases``, ``release``, ``branches``, ``branch``, ``commits``, ``commit``, ``user``,
-    ``version`` or ``unknown``); ``project`` is the id of the project the path names, when it
-    exists; ``status`` is set once answered; ``faulted`` tells an injected fault.
+    ``version``, ``git`` (smart HTTP: ``/<path>.git/info/refs``, ``/git-upload-pack``,
+    ``/git-receive-pack``) or ``unknown``); ``project`` is the id of the project the path
+    names, when it exists; ``status`` is set once answered; ``faulted`` tells an injected fault.
     """
 
     method: str
@@ -346,6 +361,9 @@ class _Commit:
     message: str
     parent_ids: list[str]
     _entries: list[dict[str, str]] | None = None
+    #: real authorship of commits read from a git repository: (name, email, date) twice
+    author: tuple[str, str, datetime] | None = None
+    committer: tuple[str, str, datetime] | None = None
 
     def entries(self) -> list[dict[str, str]]:
         """Every tree entry (dirs and blobs) with real git object ids, in git order."""
@@ -393,6 +411,7 @@ class _Repo:
     commits: dict[str, _Commit]
     log: list[str]  # default branch history, newest first
     blobs: dict[str, bytes]
+    branches: dict[str, str] | None = None  # name -> sha; None: only the default branch
 
     @property
     def head(self) -> _Commit:
@@ -490,6 +509,296 @@ class _Handler(tornado.web.RequestHandler):
 
 
 # --------------------------------------------------------------------------------------------
+# real git repositories
+
+_ZERO_SHA = "0" * 40
+_GIT_PATH = re.compile(r"/(?P<repo>.+?)\.git(?P<rest>/.*)")
+_GIT_SERVICES = ("git-upload-pack", "git-receive-pack")
+_GIT_DENIED = (b"HTTP Basic: Access denied. If a password was provided for Git authentication, "
+               b"the password was incorrect or you're required to use a token instead of a "
+               b"password. If a token was provided, it was either incorrect, expired, or "
+               b"improperly scoped.\n")
+_GIT_COMMITTER = ("Test User", "test.user@example.com")
+_REF_FORMAT = ("%(refname)%00%(objecttype)%00%(objectname)%00%(*objectname)%00%(*objecttype)"
+               "%00%(creatordate:iso-strict)%00%(contents)%00")
+_LOG_FORMAT = "%H%n%P%n%an%n%ae%n%aI%n%cn%n%ce%n%cI%n%B"
+
+
+def _git_executable() -> str:
+    git = shutil.which("git")
+    if git is None:
+        raise RuntimeError("git is not installed")
+    return git
+
+
+def _git_env(config: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of the git commands the server runs: the caller's without its ``GIT_*``
+    variables, no global or system configuration, every directory safe, plus ``config``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    settings = {"safe.directory": "*", **(config or {})}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
+               GIT_CONFIG_COUNT=str(len(settings)))
+    for i, (key, value) in enumerate(settings.items()):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+def _git(git_dir: Path, *args: str, stdin: bytes | None = None,
+         env: Mapping[str, str] | None = None) -> bytes:
+    """Run ``git --git-dir=git_dir args`` and return its stdout (RuntimeError on failure)."""
+    proc = subprocess.run([_git_executable(), f"--git-dir={git_dir}", *args], input=stdin,
+                          capture_output=True, env={**_git_env(), **(env or {})}, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args[:3])} in {git_dir} failed ({proc.returncode}): "
+                           f"{proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+@dataclass
+class _GitState:
+    """A project's real repository and what was read from it."""
+
+    root: Path  # the repository as given (a bare repository is its own git dir)
+    git_dir: Path
+    fingerprint: tuple[tuple[str, bytes], ...] = ()
+    commits: dict[str, _Commit] = field(default_factory=dict)  # commits never change: a cache
+    blobs: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> _GitState:
+        root = Path(path).resolve()
+        proc = subprocess.run([_git_executable(), "-C", str(root), "rev-parse",
+                               "--absolute-git-dir"], capture_output=True, env=_git_env(),
+                              check=False)
+        if proc.returncode != 0 or not root.is_dir():
+            raise ValueError(f"{path} is not a git repository")
+        return cls(root, Path(proc.stdout.decode().strip()))
+
+
+def _refs_fingerprint(git_dir: Path) -> tuple[tuple[str, bytes], ...]:
+    """The contents of ``HEAD``, ``packed-refs`` and every loose ref: changes with any ref."""
+    paths = [git_dir / "HEAD", git_dir / "packed-refs"]
+    for root, _dirs, files in os.walk(git_dir / "refs"):
+        paths.extend(Path(root, name) for name in files)
+    items: list[tuple[str, bytes]] = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            items.append((str(path), path.read_bytes()))
+    return tuple(sorted(items))
+
+
+def _read_blobs(state: _GitState, shas: Iterable[str]) -> None:
+    wanted = sorted(set(shas) - state.blobs.keys())
+    if not wanted:
+        return
+    out = _git(state.git_dir, "cat-file", "--batch", stdin="".join(f"{s}\n" for s in wanted)
+               .encode())
+    pos = 0
+    while pos < len(out):
+        eol = out.index(b"\n", pos)
+        header = out[pos:eol].decode().split()
+        if len(header) != 3:
+            raise RuntimeError(f"git cat-file: {out[pos:eol]!r}")
+        size = int(header[2])
+        state.blobs[header[0]] = out[eol + 1: eol + 1 + size]
+        pos = eol + 1 + size + 1
+
+
+def _read_commits(state: _GitState, tips: Sequence[str]) -> list[str]:
+    """Shas of every commit reachable from ``tips``, newest first; fills ``state.commits``."""
+    if not tips:
+        return []
+    out = _git(state.git_dir, "log", "-z", f"--format={_LOG_FORMAT}", *tips, "--")
+    shas: list[str] = []
+    fresh: list[list[str]] = []
+    for record in out.decode("utf-8", "replace").split("\0"):
+        record = record.lstrip("\n")
+        if not record:
+            continue
+        fields = record.split("\n", 8)
+        fields += [""] * (9 - len(fields))
+        shas.append(fields[0])
+        if fields[0] not in state.commits:
+            fresh.append(fields)
+    entries_of: dict[str, list[dict[str, str]]] = {}
+    for fields in fresh:
+        entries: list[dict[str, str]] = []
+        listing = _git(state.git_dir, "ls-tree", "-r", "-t", "-z", "--full-tree", fields[0])
+        for item in listing.split(b"\0"):
+            if not item:
+                continue
+            meta, raw_path = item.split(b"\t", 1)
+            mode, kind, sha = meta.decode().split(" ")
+            path = raw_path.decode("utf-8", "replace")
+            entries.append({"id": sha, "name": path.rsplit("/", 1)[-1], "type": kind,
+                            "path": path, "mode": mode})
+        entries_of[fields[0]] = entries
+    _read_blobs(state, (e["id"] for es in entries_of.values() for e in es if e["type"] == "blob"))
+    for sha, parents, an, ae, ad, cn, ce, cd, body in fresh:
+        entries = entries_of[sha]
+        files = {e["path"]: state.blobs[e["id"]] for e in entries if e["type"] == "blob"}
+        committed = _ms(_parse_time(cd))
+        state.commits[sha] = _Commit(
+            sha, files, committed, body.split("\n", 1)[0], body, parents.split(),
+            _entries=entries, author=(an, ae, _ms(_parse_time(ad))), committer=(cn, ce, committed))
+    return shas
+
+
+def _read_git(p: FakeProject, state: _GitState) -> _Repo:
+    """Read the project's repository; updates ``p.default_branch`` (when the repository lacks
+    it), ``p.tags``, ``p.head_commit`` and ``p.files``."""
+    state.fingerprint = _refs_fingerprint(state.git_dir)
+    out = _git(state.git_dir, "for-each-ref", f"--format={_REF_FORMAT}", "refs/heads",
+               "refs/tags").decode("utf-8", "replace").split("\0")
+    branches: dict[str, str] = {}
+    tags: list[dict[str, Any]] = []
+    for i in range(0, len(out) - 6, 7):
+        ref, kind, sha, peeled, peeled_kind, date, contents = out[i:i + 7]
+        ref = ref.lstrip("\n")
+        when = _ms(_parse_time(date)) if date else None
+        if ref.startswith("refs/heads/") and kind == "commit":
+            branches[ref[len("refs/heads/"):]] = sha
+        elif ref.startswith("refs/tags/") and kind == "commit":
+            tags.append({"name": ref[len("refs/tags/"):], "commit": sha, "message": None,
+                         "created_at": when})
+        elif ref.startswith("refs/tags/") and kind == "tag" and peeled_kind == "commit":
+            tags.append({"name": ref[len("refs/tags/"):], "commit": peeled,
+                         "message": contents.rstrip(), "created_at": when, "target": sha})
+    shas = _read_commits(state, sorted(set(branches.values()) | {t["commit"] for t in tags}))
+    if p.default_branch not in branches:
+        with contextlib.suppress(OSError):
+            head = (state.git_dir / "HEAD").read_text().strip()
+            if head.startswith("ref: refs/heads/"):
+                p.default_branch = head[len("ref: refs/heads/"):]
+    commits = {sha: state.commits[sha] for sha in shas}
+    log: list[str] = []
+    current = branches.get(p.default_branch)
+    while current is not None and current in commits:
+        log.append(current)
+        parents = commits[current].parent_ids
+        current = parents[0] if parents else None
+    if not log:  # an empty repository: an empty pseudo-commit stands for the missing head
+        commits[_ZERO_SHA] = _Commit(_ZERO_SHA, {}, p.created_at, "", "", [], _entries=[])
+        log = [_ZERO_SHA]
+    blobs = {e["id"]: state.blobs[e["id"]] for c in commits.values() for e in c.entries()
+             if e["type"] == "blob"}
+    p.tags = tags
+    p.head_commit = log[0] if log[0] != _ZERO_SHA else ""
+    p.files = dict(commits[log[0]].files)
+    return _Repo(commits, log, blobs, branches)
+
+
+class _GitCGI:
+    """A running ``git http-backend``: request body in, CGI response streamed out."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.stderr = bytearray()
+        self._out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        # stdout is drained as soon as it comes, so the CGI never blocks on a full pipe while
+        # the request body is still being fed to it
+        self._tasks = [asyncio.ensure_future(self._pump_stdout()),
+                       asyncio.ensure_future(self._pump_stderr())]
+
+    @classmethod
+    async def start(cls, env: Mapping[str, str], cwd: Path) -> _GitCGI:
+        proc = await asyncio.create_subprocess_exec(
+            _git_executable(), "http-backend", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=dict(env),
+            cwd=str(cwd))
+        return cls(proc)
+
+    async def _pump_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while chunk := await self.proc.stdout.read(1 << 16):
+                self._out.put_nowait(chunk)
+        finally:
+            self._out.put_nowait(None)
+
+    async def _pump_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := await self.proc.stderr.read(1 << 16):
+            self.stderr += chunk
+
+    async def feed(self, chunk: bytes) -> None:
+        stdin = self.proc.stdin
+        if stdin is None or stdin.is_closing():
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            stdin.write(chunk)
+            await stdin.drain()
+
+    async def end_input(self) -> None:
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await stdin.wait_closed()
+
+    async def output(self) -> bytes | None:
+        """The next chunk of the CGI's stdout (None at the end)."""
+        return await self._out.get()
+
+    async def wait(self) -> int:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return await self.proc.wait()
+
+    def abort(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+
+def _parse_cgi_headers(head: bytes) -> tuple[int, str | None, list[tuple[str, str]]]:
+    status, reason, headers = 200, None, []
+    for line in head.decode("latin-1").splitlines():
+        if not line.strip():
+            continue
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if name.lower() == "status":
+            code, _, text = value.partition(" ")
+            status, reason = int(code), text or None
+        else:
+            headers.append((name, value))
+    return status, reason, headers
+
+
+@tornado.web.stream_request_body
+class _GitHandler(tornado.web.RequestHandler):
+    """Smart HTTP git requests (``/<project path>.git/...``): see
+    :meth:`GitLabTestServer._git_prepare`."""
+
+    def initialize(self, server: GitLabTestServer) -> None:
+        self._server = server
+        self.cgi: _GitCGI | None = None
+        self.record: RequestRecord | None = None
+        self.before: tuple[tuple[str, bytes], ...] | None = None
+        self.pid: int | None = None
+
+    def compute_etag(self) -> str | None:
+        return None
+
+    async def prepare(self) -> None:
+        await self._server._git_prepare(self)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.cgi is not None:
+            await self.cgi.feed(chunk)
+
+    async def get(self, *_: str) -> None:
+        await self._server._git_respond(self)
+
+    post = get
+
+    def on_connection_close(self) -> None:
+        if self.cgi is not None:
+            self.cgi.abort()
+
+
+# --------------------------------------------------------------------------------------------
 # the server
 
 
@@ -507,6 +816,14 @@ class GitLabTestServer:
     ``anonymous_simple`` is true, unauthenticated ``GET /projects`` answers the simple
     representation, as GitLab does.  The projects given are copied: use :meth:`project` and
     the mutation helpers to read and change the server's state.
+
+    Projects backed by a real repository (:meth:`add_git_project`) are also served to git
+    clients at :meth:`clone_url` (smart HTTP, ``git http-backend``), authenticated like
+    GitLab: public projects clone anonymously; otherwise (and to push) a valid token is needed,
+    as an HTTP Basic password (any user name, GitLab uses ``oauth2``), ``Authorization:
+    Bearer`` or ``PRIVATE-TOKEN``; missing or wrong credentials get 401 with ``WWW-Authenticate:
+    Basic realm="GitLab"``.  These requests are logged, delayed and faulted like API ones, with
+    the endpoint name ``git``.
     """
 
     def __init__(
@@ -531,6 +848,9 @@ class GitLabTestServer:
         self.anonymous_simple = anonymous_simple
         #: tracebacks of unexpected exceptions raised while answering (should stay empty)
         self.errors: list[str] = []
+        #: ``(path, exit status, stderr)`` of ``git http-backend`` runs that failed (a client
+        #: hanging up midway also counts)
+        self.git_errors: list[tuple[str, int, str]] = []
         self.host = "127.0.0.1"
         self.port: int | None = None
         self.url = ""
@@ -541,6 +861,7 @@ class GitLabTestServer:
         self._projects: dict[int, FakeProject] = {}
         self._by_path: dict[str, int] = {}
         self._repos: dict[int, _Repo] = {}
+        self._git: dict[int, _GitState] = {}
         self._pushes = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -600,7 +921,8 @@ class GitLabTestServer:
             loop.close()
 
     async def _serve(self, sockets: list[Any], ready: threading.Event) -> None:
-        app = tornado.web.Application([(r"/.*", _Handler, {"server": self})],
+        app = tornado.web.Application([(r"/(?!api/v4/).+?\.git/.*", _GitHandler, {"server": self}),
+                                       (r"/.*", _Handler, {"server": self})],
                                       log_function=lambda _h: None)
         http = tornado.httpserver.HTTPServer(app, idle_connection_timeout=60)
         http.add_sockets(sockets)
@@ -726,11 +1048,72 @@ class GitLabTestServer:
                 raise ValueError(f"project id {p.id} already exists")
             if p.path_with_namespace.lower() in self._by_path:
                 raise ValueError(f"project {p.path_with_namespace} already exists")
-            repo = self._init_repo(p, files)
+            if p.git_repo is not None:
+                if files or p.tags:
+                    raise ValueError("a project with a git_repo reads its files and tags from "
+                                     "the repository: leave them empty")
+                state = _GitState.open(p.git_repo)
+                repo = self._init_git_repo(p, state)
+                self._git[p.id] = state
+            else:
+                repo = self._init_repo(p, files)
             self._projects[p.id] = p
             self._by_path[p.path_with_namespace.lower()] = p.id
             self._repos[p.id] = repo
         return p
+
+    def add_git_project(self, project: FakeProject,
+                        repo_path: str | os.PathLike[str]) -> FakeProject:
+        """Add a copy of ``project`` backed by the git repository ``repo_path`` (a bare one,
+        e.g. ``git clone --bare``); returns the live copy.
+
+        Its repository endpoints (tree, files, raw files, blobs, archives, tags, branches,
+        commits) then answer from the repository, at any ``ref`` (branch, tag or sha), and
+        ``project.files``, ``head_commit`` and ``tags`` follow it.  Changes to the repository
+        (pushes over HTTP, :meth:`push`, :meth:`add_tag`, or git commands run on it directly)
+        are seen by the next request: every request for the project checks its refs (a few
+        file reads) and reads new commits.  ``default_branch`` is the repository's ``HEAD``
+        branch unless the repository has the project's.  ``last_activity_at`` stays settable;
+        pushes over HTTP bump it to now, as GitLab does, direct changes do not.
+        """
+        return self.add_project(replace(project, git_repo=repo_path))
+
+    def refresh(self, key: int | str | None = None) -> None:
+        """Re-read the repository of a git-backed project (all of them when ``key`` is
+        None) now; requests do it by themselves when the refs changed."""
+        with self._lock:
+            ids = list(self._git) if key is None else [self.project(key).id]
+            for pid in ids:
+                if pid in self._git:
+                    self._sync_git(self._projects[pid], force=True)
+
+    def clone_url(self, key: int | str, token: str | None = None,
+                  username: str = "oauth2") -> str:
+        """The project's ``http_url_to_repo``, with ``username:token@`` when a token is given."""
+        p = self.project(key)
+        auth = f"{quote(username, safe='')}:{quote(token, safe='')}@" if token else ""
+        return f"http://{auth}{self.host}:{self.port}/{p.path_with_namespace}.git"
+
+    def _init_git_repo(self, p: FakeProject, state: _GitState) -> _Repo:
+        repo = _read_git(p, state)
+        missing = sorted({r.get("tag_name") for r in p.releases if r.get("tag_name")}
+                         - {t["name"] for t in p.tags})
+        if missing:
+            if not p.head_commit:
+                raise ValueError(f"releases {missing} need tags but the repository is empty")
+            for name in missing:  # GitLab creates a release's missing tag at head
+                _git(state.git_dir, "update-ref", f"refs/tags/{name}", p.head_commit, "")
+            repo = _read_git(p, state)
+        self._finish_releases(p)
+        return repo
+
+    def _sync_git(self, p: FakeProject, *, force: bool = False) -> None:
+        """Re-read a git-backed project's repository when its refs changed (or ``force``)."""
+        state = self._git.get(p.id)
+        if state is None:
+            return
+        if force or _refs_fingerprint(state.git_dir) != state.fingerprint:
+            self._repos[p.id] = _read_git(p, state)
 
     def remove_project(self, key: int | str) -> FakeProject:
         """Delete a project (it then answers 404 and leaves listings)."""
@@ -738,12 +1121,13 @@ class GitLabTestServer:
             p = self.project(key)
             del self._projects[p.id], self._by_path[p.path_with_namespace.lower()]
             del self._repos[p.id]
+            self._git.pop(p.id, None)
             return p
 
     def update_project(self, key: int | str, **changes: Any) -> FakeProject:
         """Change project attributes (``description``, ``visibility``, ``star_count``,
         ``last_activity_at``, ``license``, ``name``...); use :meth:`push` for files."""
-        forbidden = {"id", "files", "head_commit", "tags", "releases"} & changes.keys()
+        forbidden = {"id", "files", "head_commit", "tags", "releases", "git_repo"} & changes.keys()
         if forbidden:
             raise ValueError(f"use the dedicated helpers to change {sorted(forbidden)}")
         with self._lock:
@@ -790,6 +1174,11 @@ class GitLabTestServer:
         when = _ms(when) if when is not None else _now()
         with self._lock:
             p = self.project(key)
+            if p.id in self._git:
+                sha = self._git_commit(p, files_changed or {}, removed, message, when)
+                if touch_activity:
+                    p.last_activity_at = when
+                return sha
             repo = self._repos[p.id]
             head = repo.head
             files = dict(head.files)
@@ -818,15 +1207,29 @@ class GitLabTestServer:
         """Tag a commit (default: head); ``message`` makes it an annotated tag."""
         with self._lock:
             p = self.project(key)
+            self._sync_git(p)
             repo = self._repos[p.id]
             if any(t["name"] == name for t in p.tags):
                 raise ValueError(f"tag {name} already exists")
             target = self._resolve(p, commit) if commit else repo.head
-            if target is None:
+            if target is None or target.sha == _ZERO_SHA:
                 raise KeyError(f"unknown commit {commit}")
-            tag = {"name": name, "commit": target.sha, "message": message,
-                   "created_at": _ms(created_at) if created_at else _now()}
-            p.tags.append(tag)
+            created = _ms(created_at) if created_at else _now()
+            if p.id in self._git:
+                state = self._git[p.id]
+                if message is None:
+                    _git(state.git_dir, "update-ref", f"refs/tags/{name}", target.sha, "")
+                else:
+                    _git(state.git_dir, "tag", "-a", "-m", message, name, target.sha, env={
+                        "GIT_COMMITTER_NAME": _GIT_COMMITTER[0],
+                        "GIT_COMMITTER_EMAIL": _GIT_COMMITTER[1],
+                        "GIT_COMMITTER_DATE": f"{int(created.timestamp())} +0000"})
+                self._sync_git(p, force=True)
+                tag = next(t for t in p.tags if t["name"] == name)
+            else:
+                tag = {"name": name, "commit": target.sha, "message": message,
+                       "created_at": created}
+                p.tags.append(tag)
             if touch_activity:
                 p.last_activity_at = _now()
             return tag
@@ -871,6 +1274,10 @@ class GitLabTestServer:
             parents = [] if first else [chain[i + 1]]
             repo.add(_Commit(sha, files, date, title, title, parents))
         repo.log = chain
+        self._finish_releases(p)
+        return repo
+
+    def _finish_releases(self, p: FakeProject) -> None:
         for release in p.releases:
             if "tag_name" not in release:
                 raise ValueError(f"release without tag_name in {p.path_with_namespace}")
@@ -882,7 +1289,37 @@ class GitLabTestServer:
             release["created_at"] = _ms(release.get("created_at") or released)
             release.setdefault("name", release["tag_name"])
             release.setdefault("description", "")
-        return repo
+
+    def _git_commit(self, p: FakeProject, files_changed: Mapping[str, bytes | str],
+                    removed: Iterable[str], message: str, when: datetime) -> str:
+        """:meth:`push` for a git-backed project: a real commit on the default branch."""
+        state = self._git[p.id]
+        self._sync_git(p)
+        head = self._repos[p.id].head
+        changed = {_clean_path(k): _to_bytes(v) for k, v in files_changed.items()}
+        gone = [_clean_path(path) for path in removed]
+        for path in gone:
+            if path not in head.files:
+                raise KeyError(path)  # removing an absent file is a test bug
+        files = {k: v for k, v in head.files.items() if k not in gone}
+        _normalize_files({**files, **changed})
+        msg = message.encode()
+        stream = bytearray(f"commit refs/heads/{p.default_branch}\n".encode())
+        stream += (f"committer {_GIT_COMMITTER[0]} <{_GIT_COMMITTER[1]}> "
+                   f"{int(when.timestamp())} +0000\n").encode()
+        stream += b"data %d\n%s\n" % (len(msg), msg)
+        if head.sha != _ZERO_SHA:
+            stream += f"from {head.sha}\n".encode()
+        for path in sorted(changed):
+            if path.startswith('"') or "\n" in path:
+                raise ValueError(f"unsupported path {path!r}")
+            data = changed[path]
+            stream += f"M 100644 inline {path}\n".encode() + b"data %d\n%s\n" % (len(data), data)
+        for path in gone:
+            stream += f"D {path}\n".encode()
+        _git(state.git_dir, "fast-import", "--quiet", "--date-format=raw", stdin=bytes(stream))
+        self._sync_git(p, force=True)
+        return p.head_commit
 
     def _resolve(self, p: FakeProject, ref: str | None) -> _Commit | None:
         """Commit a ref names: branch, tag, full or abbreviated sha (None if unknown)."""
@@ -893,6 +1330,8 @@ class GitLabTestServer:
             ref = ref.removeprefix(prefix)
         if ref in (p.default_branch, "HEAD"):
             return repo.head
+        if repo.branches and ref in repo.branches:
+            return repo.commits.get(repo.branches[ref])
         for tag in p.tags:
             if tag["name"] == ref:
                 return repo.commits.get(tag["commit"])
@@ -954,6 +1393,185 @@ class GitLabTestServer:
             token = query.get("private_token") or query.get("access_token")
         return token or None
 
+    # ---- git smart HTTP --------------------------------------------------------------------
+
+    @staticmethod
+    def _git_token_of(headers: Mapping[str, str]) -> str | None:
+        """The token of a git request: ``PRIVATE-TOKEN``, ``Authorization: Bearer`` or the
+        password of ``Authorization: Basic`` (``""`` when unreadable, so it is refused)."""
+        token = headers.get("PRIVATE-TOKEN")
+        if token is not None:
+            return token
+        scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        if scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                return ""
+            return decoded.partition(":")[2]
+        return None
+
+    def _git_reply(self, handler: _GitHandler, status: int, body: bytes,
+                   content_type: str | None = "text/plain; charset=utf-8",
+                   headers: Mapping[str, str] | None = None) -> None:
+        if handler.record is not None:
+            handler.record.status = status
+        handler.set_status(status)
+        if content_type:
+            handler.set_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            handler.set_header(name, value)
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            handler.finish(body)
+
+    def _git_denied(self, handler: _GitHandler) -> None:
+        self._git_reply(handler, 401, _GIT_DENIED,
+                        headers={"WWW-Authenticate": 'Basic realm="GitLab"'})
+
+    async def _git_prepare(self, handler: _GitHandler) -> None:
+        """Log, delay, fault, authenticate a git request, then start ``git http-backend``
+        (whose stdin gets the request body as it arrives, see :class:`_GitHandler`)."""
+        req = handler.request
+        match = _GIT_PATH.fullmatch(req.path)
+        assert match is not None
+        query = dict(parse_qsl(req.query, keep_blank_values=True))
+        token = self._git_token_of(req.headers)
+        record = RequestRecord(req.method or "GET", req.path, query, "git", token=token,
+                               received=time.monotonic())
+        handler.record = record
+        key = unquote(match["repo"])
+        with self._lock:
+            with contextlib.suppress(KeyError):
+                record.project = self.project(key).id
+            self._log.append(record)
+        try:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            fault = self._fault_for(record)
+            if fault is not None:
+                record.faulted = True
+                self._git_reply(handler, fault.status, fault.body, fault.content_type,
+                                fault.headers)
+                return
+            await self._git_start(handler, key, match["rest"], query, token)
+        except Exception:
+            self.errors.append(traceback.format_exc())
+            if handler.cgi is not None:
+                handler.cgi.abort()
+                handler.cgi = None
+            if record.status is None:
+                self._git_reply(handler, 500, b"500 Internal Server Error\n")
+
+    async def _git_start(self, handler: _GitHandler, key: str, rest: str,
+                         query: Mapping[str, str], token: str | None) -> None:
+        user = self.tokens.get(token) if token is not None else None
+        if token is not None and user is None:
+            return self._git_denied(handler)
+        if rest == "/info/refs":
+            service, allowed = query.get("service"), ("GET",)
+        else:
+            service, allowed = rest.lstrip("/"), ("POST",)
+        pushing = service == "git-receive-pack"
+        with self._lock:
+            try:
+                p: FakeProject | None = self.project(key)
+            except KeyError:
+                p = None
+            if p is None or not self._visible(p, user):
+                if user is None:  # GitLab does not tell anonymous users what exists
+                    return self._git_denied(handler)
+                return self._git_reply(handler, 404, b"The project you were looking for could "
+                                       b"not be found or you don't have permission to view it.\n")
+            if pushing and user is None:
+                return self._git_denied(handler)
+            state = self._git.get(p.id)
+            if state is None:
+                return self._git_reply(handler, 404, b"This test project has no git "
+                                       b"repository (see GitLabTestServer.add_git_project).\n")
+            if service not in _GIT_SERVICES:
+                return self._git_reply(handler, 403, b"Only smart HTTP is supported.\n")
+            if handler.request.method not in allowed:
+                return self._git_reply(handler, 405, b"405 Method Not Allowed\n")
+            if pushing and p.archived:
+                return self._git_reply(handler, 403, b"You are not allowed to push code to "
+                                       b"this project.\n")
+            handler.pid = p.id
+            handler.before = _refs_fingerprint(state.git_dir) if pushing else None
+            root = state.root
+        req = handler.request
+        env = _git_env({"http.receivepack": "true" if pushing else "false",
+                        "http.uploadpack": "true", "uploadpack.allowFilter": "true",
+                        "uploadpack.allowAnySHA1InWant": "true"})
+        env.update(GIT_PROJECT_ROOT=str(root), GIT_HTTP_EXPORT_ALL="1", PATH_INFO=rest,
+                   REQUEST_METHOD=req.method or "GET", QUERY_STRING=req.query,
+                   CONTENT_TYPE=req.headers.get("Content-Type", ""),
+                   REMOTE_ADDR=req.remote_ip or "127.0.0.1", SERVER_PROTOCOL=req.version,
+                   GATEWAY_INTERFACE="CGI/1.1", SERVER_SOFTWARE="gitlab-test-server")
+        if user is not None:
+            env["REMOTE_USER"] = user
+        length = req.headers.get("Content-Length")
+        if length is not None and "chunked" not in req.headers.get("Transfer-Encoding", ""):
+            env["CONTENT_LENGTH"] = length
+        encoding = req.headers.get("Content-Encoding")
+        if encoding:  # gzip request bodies: http-backend inflates them itself
+            env["HTTP_CONTENT_ENCODING"] = encoding
+        protocol = req.headers.get("Git-Protocol")
+        if protocol:
+            env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"] = protocol
+        set_max = getattr(req.connection, "set_max_body_size", None)
+        if set_max is not None:
+            set_max(1 << 40)
+        handler.cgi = await _GitCGI.start(env, root)
+        return None
+
+    async def _git_respond(self, handler: _GitHandler) -> None:
+        """Stream the CGI's response once the request body has been fed to it."""
+        cgi, record = handler.cgi, handler.record
+        if cgi is None or record is None:
+            return
+        await cgi.end_input()
+        head, body = b"", b""
+        while (chunk := await cgi.output()) is not None:
+            head += chunk
+            end = re.search(rb"\r?\n\r?\n", head)
+            if end:
+                head, body = head[:end.start()], head[end.end():]
+                break
+        else:
+            status = await cgi.wait()
+            self.git_errors.append((record.path, status, cgi.stderr.decode(errors="replace")))
+            self._git_reply(handler, 500, b"git http-backend failed\n")
+            return
+        status, reason, headers = _parse_cgi_headers(head)
+        record.status = status
+        handler.set_status(status, reason)
+        handler.clear_header("Content-Type")
+        for name, value in headers:
+            handler.add_header(name, value)
+        try:
+            chunk = body
+            while chunk is not None:
+                if chunk:
+                    handler.write(chunk)
+                    await handler.flush()
+                chunk = await cgi.output()
+            code = await cgi.wait()
+        except tornado.iostream.StreamClosedError:
+            cgi.abort()
+            code = await cgi.wait()
+        if code != 0:
+            self.git_errors.append((record.path, code, cgi.stderr.decode(errors="replace")))
+        elif handler.before is not None and handler.pid is not None:
+            with self._lock:  # a push that changed refs counts as activity, as on GitLab
+                state, p = self._git.get(handler.pid), self._projects.get(handler.pid)
+                if state is not None and p is not None \
+                        and _refs_fingerprint(state.git_dir) != handler.before:
+                    p.last_activity_at = _now()
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            await handler.finish()
+
     def _answer(self, handler: tornado.web.RequestHandler, record: RequestRecord,
                 groups: dict[str, str], token: str | None) -> _Resp:
         try:
@@ -967,6 +1585,7 @@ class GitLabTestServer:
             with self._lock:
                 if "pid" in groups:
                     ctx.project = self._visible_project(unquote(groups["pid"]), ctx.user)
+                    self._sync_git(ctx.project)
                 return getattr(self, f"_ep_{record.endpoint}")(ctx)
         except _ApiError as err:
             return _json({err.key: err.message}, err.status)
@@ -1125,6 +1744,8 @@ class GitLabTestServer:
 
     def _commit_json(self, p: FakeProject, c: _Commit) -> dict[str, Any]:
         date = _iso_git(c.committed_date)
+        author = c.author or (*_GIT_COMMITTER, c.committed_date)
+        committer = c.committer or (*_GIT_COMMITTER, c.committed_date)
         return {
             "id": c.sha,
             "short_id": c.sha[:8],
@@ -1132,12 +1753,12 @@ class GitLabTestServer:
             "parent_ids": list(c.parent_ids),
             "title": c.title,
             "message": c.message,
-            "author_name": "Test User",
-            "author_email": "test.user@example.com",
-            "authored_date": date,
-            "committer_name": "Test User",
-            "committer_email": "test.user@example.com",
-            "committed_date": date,
+            "author_name": author[0],
+            "author_email": author[1],
+            "authored_date": _iso_git(author[2]),
+            "committer_name": committer[0],
+            "committer_email": committer[1],
+            "committed_date": _iso_git(committer[2]),
             "trailers": {},
             "extended_trailers": {},
             "web_url": f"{self._web_url(p)}/-/commit/{c.sha}",
@@ -1150,7 +1771,8 @@ class GitLabTestServer:
         return {
             "name": tag["name"],
             "message": tag.get("message"),
-            "target": _sha1("tag", tag["name"], tag["commit"]) if annotated else tag["commit"],
+            "target": tag.get("target") or (
+                _sha1("tag", tag["name"], tag["commit"]) if annotated else tag["commit"]),
             "commit": self._commit_json(p, commit) if commit else None,
             "release": {"tag_name": release["tag_name"], "description": release["description"]}
             if release else None,
@@ -1240,6 +1862,8 @@ class GitLabTestServer:
 
     def _ep_projects(self, ctx: _Ctx) -> _Resp:
         items = [p for p in self._projects.values() if self._visible(p, ctx.user)]
+        for p in items:
+            self._sync_git(p)
         visibility = ctx.param("visibility")
         if visibility:
             if visibility not in ("public", "internal", "private"):
@@ -1501,34 +2125,46 @@ class GitLabTestServer:
             raise _ApiError(404, "404 Not Found")
         return _json(self._release_json(p, rel))
 
-    def _branch_json(self, p: FakeProject) -> dict[str, Any]:
+    def _branch_names(self, p: FakeProject) -> list[str]:
+        repo = self._repos[p.id]
+        if repo.branches is not None:
+            return sorted(repo.branches)
+        return [p.default_branch] if repo.head.files else []
+
+    def _branch_json(self, p: FakeProject, name: str | None = None) -> dict[str, Any]:
+        repo = self._repos[p.id]
+        name = name or p.default_branch
+        commit = repo.head
+        if repo.branches is not None and name in repo.branches:
+            commit = repo.commits[repo.branches[name]]
         return {
-            "name": p.default_branch,
+            "name": name,
             "merged": False,
-            "protected": True,
-            "default": True,
+            "protected": name == p.default_branch,
+            "default": name == p.default_branch,
             "developers_can_push": False,
             "developers_can_merge": False,
             "can_push": True,
-            "web_url": f"{self._web_url(p)}/-/tree/{p.default_branch}",
-            "commit": self._commit_json(p, self._repos[p.id].head),
+            "web_url": f"{self._web_url(p)}/-/tree/{name}",
+            "commit": self._commit_json(p, commit),
         }
 
     def _ep_branches(self, ctx: _Ctx) -> _Resp:
         p = ctx.project
         assert p is not None
-        branches = [p] if self._repos[p.id].head.files else []
+        names = self._branch_names(p)
         search = ctx.param("search")
         if search:
-            branches = [b for b in branches if search in b.default_branch]
-        return self._paginate(ctx, branches, self._branch_json)
+            names = [b for b in names if search in b]
+        return self._paginate(ctx, names, lambda name: self._branch_json(p, name))
 
     def _ep_branch(self, ctx: _Ctx) -> _Resp:
         p = ctx.project
         assert p is not None
-        if unquote(ctx.groups["name"]) != p.default_branch or not self._repos[p.id].head.files:
+        name = unquote(ctx.groups["name"])
+        if name not in self._branch_names(p):
             raise _ApiError(404, "404 Branch Not Found")
-        return _json(self._branch_json(p))
+        return _json(self._branch_json(p, name))
 
     def _ep_commits(self, ctx: _Ctx) -> _Resp:
         p = ctx.project
