@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
-from ..jobs import JobError
+from ..jobs import Cancelled, JobError
 
 
 def git_env(token: str | None) -> dict[str, str]:
@@ -26,15 +28,27 @@ def git_env(token: str | None) -> dict[str, str]:
 
 
 def run_git(args: list[str], *, cwd: Path | None, token: str | None,
-            timeout: float = 600) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, env=git_env(token), capture_output=True,
-                             text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise JobError(f"git {args[0]} timed out") from None
-    if out.returncode != 0:
-        raise JobError(f"git {args[0]} failed: {_clean(out.stderr, token)}")
-    return out.stdout.strip()
+            timeout: float = 600, cancel: threading.Event | None = None) -> str:
+    """Run git; with ``cancel``, a set event kills it (and raises Cancelled) within 0.1 s."""
+    proc = subprocess.Popen(["git", *args], cwd=cwd, env=git_env(token), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                proc.kill()
+                proc.communicate()
+                raise Cancelled from None
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.communicate()
+                raise JobError(f"git {args[0]} timed out") from None
+    if proc.returncode != 0:
+        raise JobError(f"git {args[0]} failed: {_clean(err, token)}")
+    return out.strip()
 
 
 def _clean(stderr: str, token: str | None) -> str:
@@ -49,12 +63,15 @@ def _clean(stderr: str, token: str | None) -> str:
     return text.removeprefix("fatal: ").removeprefix("error: ")
 
 
-def clone(url: str, dest: Path, *, token: str | None) -> None:
-    run_git(["clone", "--quiet", "--no-checkout", url, str(dest)], cwd=None, token=token)
+def clone(url: str, dest: Path, *, token: str | None,
+          cancel: threading.Event | None = None) -> None:
+    run_git(["clone", "--quiet", "--no-checkout", url, str(dest)], cwd=None, token=token,
+            cancel=cancel)
 
 
-def fetch(dest: Path, *, token: str | None) -> None:
-    run_git(["fetch", "--quiet", "--tags", "--force", "origin"], cwd=dest, token=token)
+def fetch(dest: Path, *, token: str | None, cancel: threading.Event | None = None) -> None:
+    run_git(["fetch", "--quiet", "--tags", "--force", "origin"], cwd=dest, token=token,
+            cancel=cancel)
 
 
 def resolve(dest: Path, rev: str) -> str:

@@ -149,11 +149,11 @@ def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
         job.state = "cloning"
         if fresh:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            gitops.clone(plan.repo_url, dest, token=plan.token)
+            gitops.clone(plan.repo_url, dest, token=plan.token, cancel=job.cancel_event)
         else:
             if gitops.is_dirty(dest):
                 raise JobError(f"{job.dest} has uncommitted changes; commit or discard them")
-            gitops.fetch(dest, token=plan.token)
+            gitops.fetch(dest, token=plan.token, cancel=job.cancel_event)
         job.check_cancelled()
         commit = gitops.resolve(dest, plan.rev or gitops.default_branch(dest))
         gitops.checkout(dest, commit)
