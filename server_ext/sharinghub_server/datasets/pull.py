@@ -26,7 +26,7 @@ from ..jobs import Cancelled, Job, JobError
 from . import gitops
 
 MANIFEST = ".sharinghub-pull.json"
-_POLL = 0.2
+_POLL = 0.5
 
 
 @dataclass
@@ -98,27 +98,22 @@ class CacheProgress:
         self.files_total = sum((o.nfiles or 0) if o.is_dir else 1 for o in outputs)
         self.bytes_total = sum(o.size or 0 for o in outputs)
         self._dir_entries: dict[str, list[str]] = {}
+        self._found: dict[str, int] = {}
 
     def _object(self, md5: str) -> Path:
         return self.cache / md5[:2] / md5[2:]
 
     def measure(self) -> tuple[int, int]:
-        files = size = 0
+        """Objects found once stay found: each poll only looks for the missing ones."""
         for out in self.outputs:
             if not out.md5:
                 continue
-            if out.is_dir:
-                for md5 in self._entries(out.md5):
+            for md5 in self._entries(out.md5) if out.is_dir else [out.md5]:
+                if md5 not in self._found:
                     n = _size(self._object(md5))
                     if n is not None:
-                        files += 1
-                        size += n
-            else:
-                n = _size(self._object(out.md5))
-                if n is not None:
-                    files += 1
-                    size += n
-        return files, size
+                        self._found[md5] = n
+        return len(self._found), sum(self._found.values())
 
     def _entries(self, dir_md5: str) -> list[str]:
         if dir_md5 not in self._dir_entries:
