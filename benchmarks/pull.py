@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sharinghub_server.datasets.pull import PullPlan, run_pull  # noqa: E402
-from sharinghub_server.jobs import Job  # noqa: E402
-from tests.support.git_repos import configure_remote, make_big_dataset, tool_env  # noqa: E402
-from tests.support.s3 import SeaweedS3  # noqa: E402
+from sharinghub_server.datasets.pull import PullPlan, run_pull
+from sharinghub_server.jobs import Job
+from tests.support.git_repos import configure_remote, make_big_dataset, tool_env
+from tests.support.s3 import SeaweedS3
 
 
 def ours(repo, work: Path, settings: dict) -> float:

@@ -249,7 +249,7 @@ async def test_download_streams_repository_files(jp_fetch, gitlab):
 
 
 _SAMPLES = {"([^/]+)": "dataset", "(.+?)": "group/project", "(.+)": "README.md",
-            "([0-9a-f]+)": "0123abcd"}
+            "([0-9a-f]+)": "0123abcd", "(/.*)?": "/api/2.0/mlflow/experiments/search"}
 
 
 def _fill(pattern: str) -> str:

@@ -48,6 +48,15 @@ class SharingHub(ExtensionApp):
                             "name or URL prefix, e.g. {'s3://bucket': {'endpointurl': ...}}; "
                             "never returned by any endpoint")
     max_jobs = Float(2, config=True, help="DVC jobs running at once; more wait in a queue")
+    mlflow_tracking_uri = Unicode("", config=True,
+                                  help="empty: the embedded MLflow server; else an external "
+                                       "one [SHARINGHUB_MLFLOW_URI]")
+    mlflow_backend_store_uri = Unicode("", config=True,
+                                       help="embedded MLflow backend store (default: SQLite "
+                                            "in the Jupyter data dir; postgresql:// works)")
+    mlflow_artifacts_destination = Unicode("", config=True,
+                                           help="embedded MLflow artifact store (default: a "
+                                                "folder in the Jupyter data dir; s3:// works)")
 
     @default("gitlab_url")
     def _gitlab_url(self) -> str:
@@ -69,6 +78,18 @@ class SharingHub(ExtensionApp):
     @default("dvc_default_remote")
     def _dvc_default_remote(self) -> str:
         return str(Path(jupyter_data_dir()) / "sharinghub" / "dvc-remote")
+
+    @default("mlflow_tracking_uri")
+    def _mlflow_tracking_uri(self) -> str:
+        return os.environ.get("SHARINGHUB_MLFLOW_URI", "")
+
+    @default("mlflow_backend_store_uri")
+    def _mlflow_backend_store_uri(self) -> str:
+        return f"sqlite:///{Path(jupyter_data_dir()) / 'sharinghub' / 'mlflow' / 'mlflow.db'}"
+
+    @default("mlflow_artifacts_destination")
+    def _mlflow_artifacts_destination(self) -> str:
+        return str(Path(jupyter_data_dir()) / "sharinghub" / "mlflow" / "artifacts")
 
     @default("index_url")
     def _index_url(self) -> str:
@@ -100,6 +121,16 @@ class SharingHub(ExtensionApp):
                                            thread_name_prefix="sharinghub")
         self.settings["sharinghub_service"] = self.service
         self.settings["sharinghub_executor"] = self.executor
+        if not self.mlflow_tracking_uri:
+            from jupyter_server.utils import url_path_join
+
+            from .tracking.embedded import EmbeddedMLflow
+
+            self.settings["sharinghub_mlflow"] = EmbeddedMLflow(
+                backend_store_uri=self.mlflow_backend_store_uri,
+                artifacts_destination=self.mlflow_artifacts_destination,
+                static_prefix=url_path_join(self.serverapp.base_url, "sharinghub/mlflow"),
+                executor=self.executor)
         self.service.start()
         self.log.info("sharinghub: index %s, %d source(s)", _safe_url(self.index_url),
                       len(sources))
@@ -107,7 +138,7 @@ class SharingHub(ExtensionApp):
     def initialize_handlers(self) -> None:
         from .handlers import routes
 
-        self.handlers.extend(routes())
+        self.handlers.extend(routes(embedded_mlflow=not self.mlflow_tracking_uri))
 
     async def stop_extension(self) -> None:
         service = getattr(self, "service", None)

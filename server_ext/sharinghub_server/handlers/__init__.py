@@ -21,8 +21,9 @@ API = r"/sharinghub/api"
 STAC = rf"{API}/stac"
 
 
-def routes() -> list[tuple]:
-    return [
+def routes(*, embedded_mlflow: bool = True) -> list[tuple]:
+    """Every route of the extension (the auth test enumerates these)."""
+    found = [
         (rf"{STAC}/?", LandingHandler),
         (rf"{STAC}/conformance/?", ConformanceHandler),
         (rf"{STAC}/queryables/?", QueryablesHandler),
@@ -39,3 +40,8 @@ def routes() -> list[tuple]:
         (rf"{API}/dvc/pull/?", PullHandler),
         (rf"{API}/dvc/jobs/([0-9a-f]+)/?", JobHandler),
     ]
+    if embedded_mlflow:
+        from .mlflow import MLflowHandler
+
+        found.append((r"/sharinghub/mlflow(/.*)?", MLflowHandler))
+    return found

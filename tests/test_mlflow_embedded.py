@@ -1,0 +1,147 @@
+"""The embedded MLflow server behind Jupyter's authentication, used by the real MLflow client.
+
+MLflow configures its server once per process, so this module runs Jupyter in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+TOKEN = "mlflow-test-token"
+BASE = "/x%40y/"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    cmd = [jupyter, "server", "--no-browser", f"--port={port}", f"--ServerApp.base_url={BASE}",
+           f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
+           f"--SharingHub.index_url=sqlite://{root / 'index.sqlite'}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(root / "data")}
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}{BASE}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}api/status", headers={"Authorization": f"token {TOKEN}"},
+                            timeout=1).status_code == 200:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise AssertionError((root / "server.log").read_text()[-3000:])
+    yield {"url": url, "root": root, "tracking": f"{url}sharinghub/mlflow"}
+    proc.terminate()
+    proc.wait(15)
+    log.close()
+
+
+@pytest.fixture
+def client(server, monkeypatch):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server["tracking"])
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(server["tracking"])
+    return mlflow
+
+
+def test_the_mlflow_client_logs_runs_artifacts_and_models(client, server, tmp_path):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    client.set_experiment("floods")
+    with client.start_run() as run:
+        client.log_param("epochs", 3)
+        for step, value in enumerate((0.9, 0.5, 0.2)):
+            client.log_metric("loss", value, step=step)
+        (tmp_path / "notes.txt").write_text("trained on v1.1")
+        client.log_artifact(str(tmp_path / "notes.txt"))
+        model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]),
+                                         np.array([0, 0, 1, 1]))
+        info = client.sklearn.log_model(model, name="model",
+                                        registered_model_name="flood-classifier")
+    mlflow_client = client.MlflowClient()
+    fetched = mlflow_client.get_run(run.info.run_id)
+    assert fetched.data.params == {"epochs": "3"}
+    assert [m.value for m in mlflow_client.get_metric_history(run.info.run_id, "loss")] == [
+        0.9, 0.5, 0.2]
+    local = client.artifacts.download_artifacts(run_id=run.info.run_id,
+                                                artifact_path="notes.txt",
+                                                dst_path=str(tmp_path / "dl"))
+    assert Path(local).read_text() == "trained on v1.1"
+    (version,) = mlflow_client.search_model_versions("name='flood-classifier'")
+    mlflow_client.set_registered_model_alias("flood-classifier", "champion", version.version)
+    loaded = client.pyfunc.load_model("models:/flood-classifier@champion")
+    assert list(loaded.predict(np.array([[0.0], [3.0]]))) == [0, 1]
+    assert info.model_uri.startswith("models:/")
+    # the artifacts live in the embedded store, under the Jupyter data dir
+    store = server["root"] / "data" / "sharinghub" / "mlflow"
+    assert (store / "mlflow.db").exists()
+    assert any(p.name == "notes.txt" for p in (store / "artifacts").rglob("*"))
+
+
+@pytest.mark.parametrize("path", [
+    "api/2.0/mlflow/experiments/search?max_results=1",
+    "ajax-api/2.0/mlflow/experiments/search?max_results=1",
+    "get-artifact?path=notes.txt&run_uuid=x",
+    "api/2.0/mlflow-artifacts/artifacts",
+    "graphql",
+])
+def test_every_mlflow_route_refuses_unauthenticated_requests(server, path):
+    url = f"{server['tracking']}/{path}"
+    for method in ("GET", "POST"):
+        response = requests.request(method, url, allow_redirects=False, timeout=30)
+        assert response.status_code in (302, 403), (method, path, response.status_code)
+        assert b"experiments" not in response.content
+
+
+def test_the_ui_needs_a_login_and_renders_after_it(server):
+    response = requests.get(f"{server['tracking']}/", headers={"Accept": "text/html"},
+                            allow_redirects=False, timeout=30)
+    assert response.status_code == 403 or (
+        response.status_code == 302 and "/login" in response.headers["Location"])
+    assert b"mlflow" not in response.content.lower()
+    ui = requests.get(f"{server['tracking']}/", headers={"Authorization": f"token {TOKEN}"},
+                      timeout=60)
+    assert ui.status_code == 200 and b"<html" in ui.content.lower()
+
+
+def test_cookie_requests_must_come_from_the_same_origin(server):
+    session = requests.Session()
+    login = session.get(f"{server['url']}login", timeout=10)
+    xsrf = session.cookies.get("_xsrf")
+    session.post(f"{server['url']}login", data={"password": TOKEN, "_xsrf": xsrf},
+                 timeout=10, allow_redirects=False)
+    assert login.status_code == 200 and any(c.name.startswith("username") for c in
+                                            session.cookies)
+    create = f"{server['tracking']}/ajax-api/2.0/mlflow/experiments/create"
+    evil = session.post(create, json={"name": "from-elsewhere"}, timeout=30,
+                        headers={"Origin": "http://evil.example"})
+    assert evil.status_code == 403
+    host = server["url"].split("/")[2]
+    same = session.post(create, json={"name": "from-the-ui"}, timeout=30,
+                        headers={"Origin": f"http://{host}"})
+    assert same.status_code == 200, same.text
