@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, List, Unicode, default
+from traitlets import Dict, Float, Int, List, Unicode, default
 
 from .catalog.categories import DEFAULT_CATEGORIES, load_categories
 
@@ -39,7 +39,7 @@ class SharingHub(ExtensionApp):
                                                 "in the Jupyter data dir) [SHARINGHUB_INDEX_URL]")
     crawl_interval = Float(600, config=True, help="seconds between background crawls; 0: only "
                                                   "on demand")
-    search_threads = Float(4, config=True, help="threads answering catalog queries")
+    search_threads = Int(4, config=True, help="threads answering catalog queries")
     dvc_default_remote = Unicode("", config=True,
                                  help="DVC remote URL new dataset projects get (default: a "
                                       "folder in the Jupyter data dir)")
@@ -47,7 +47,7 @@ class SharingHub(ExtensionApp):
                        help="per-remote DVC settings merged in at pull time, keyed by remote "
                             "name or URL prefix, e.g. {'s3://bucket': {'endpointurl': ...}}; "
                             "never returned by any endpoint")
-    max_jobs = Float(2, config=True, help="DVC jobs running at once; more wait in a queue")
+    max_jobs = Int(2, config=True, help="DVC jobs running at once; more wait in a queue")
     mlflow_tracking_uri = Unicode("", config=True,
                                   help="empty: the embedded MLflow server; else an external "
                                        "one [SHARINGHUB_MLFLOW_URI]")
@@ -116,8 +116,8 @@ class SharingHub(ExtensionApp):
                                       crawl_interval=self.crawl_interval,
                                       root_dir=self.serverapp.root_dir,
                                       dvc_remotes=self.dvc_remotes,
-                                      max_jobs=int(self.max_jobs))
-        self.executor = ThreadPoolExecutor(max_workers=int(self.search_threads),
+                                      max_jobs=self.max_jobs)
+        self.executor = ThreadPoolExecutor(max_workers=self.search_threads,
                                            thread_name_prefix="sharinghub")
         self.settings["sharinghub_service"] = self.service
         self.settings["sharinghub_executor"] = self.executor

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from tornado import web
 
 from ..index.query import Page, Query
+from ..service import NotFound
 from ..stac import responses
 from ..stac.params import get_args_for, post_body_for, search_from_get, search_from_post
 from .base import SharingHubHandler
@@ -49,8 +50,6 @@ class ItemHandler(SharingHubHandler):
         self.service.category(cid)
         stored = await self.run(self.service.store.get_item, cid, item_id)
         if stored is None:
-            from ..service import NotFound
-
             raise NotFound(f"no item {item_id!r} in collection {cid!r}")
         self.write_json(responses.item(self.api_root, stored), content_type=GEOJSON)
 
