@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import threading
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+import sharinghub_server.index.sqlite as sqlite_store
 from sharinghub_server.index import (
     TEMPORAL_OPS,
     And,
@@ -829,6 +831,404 @@ def test_bad_tokens(many):
         many.search(Query(limit=5, token=good, q=["flood"]))
     # the same order spelled out is the same order
     assert many.search(Query(limit=5, token=good, sortby=[("datetime", "desc")])).items
+
+
+# --- what makes searches fast: the property table, plans, rankings, time and space indexes ----
+
+
+def paged(store, limit: int, **query) -> list[str]:
+    """Every match, page by page forward, checking each page's way back."""
+    seen, token, previous = [], None, None
+    while True:
+        page = store.search(Query(limit=limit, token=token, **query))
+        if previous is not None:  # the previous page, from this one
+            back = store.search(Query(limit=limit, token=page.prev_token, **query))
+            assert [i["id"] for i in back.items] == [i["id"] for i in previous.items]
+        seen += [i["id"] for i in page.items]
+        if page.next_token is None:
+            return seen
+        token, previous = page.next_token, page
+
+
+def mixed_items(n: int, seed: int = 7) -> list[dict]:
+    """Items whose properties hold values of several JSON types (or none), some dated with
+    ranges, some crossing the antimeridian."""
+    rng = random.Random(seed)
+    words = ["alpha", "beta", "gamma", "delta", "flood", "crop", "river", "urban"]
+    items = []
+    for i in range(n):
+        props: dict = {"stars": rng.randint(0, 20)}
+        roll = rng.random()
+        if roll < 0.55:
+            props["score"] = rng.choice([rng.randint(-5, 50), round(rng.uniform(-5, 50), 2)])
+        elif roll < 0.65:
+            props["score"] = rng.choice(["high", "low", "12"])
+        elif roll < 0.72:
+            props["score"] = rng.choice([True, False])
+        elif roll < 0.78:
+            props["score"] = None
+        elif roll < 0.84:
+            props["score"] = [1, 2]
+        props["name"] = f"{rng.choice(words)}-{rng.randint(0, 30):02d}" if rng.random() < 0.9 \
+            else rng.randint(0, 9)
+        if rng.random() < 0.8:
+            props["label"] = rng.choice(words).upper() + rng.choice(["", "é", "%", "_x"])
+        if rng.random() < 0.7:
+            props["ok"] = rng.random() < 0.5
+        props["seen"] = (f"2020-01-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z"
+                         if rng.random() < 0.7 else rng.choice(["soon", 3]))
+        day = rng.randint(0, 2000)
+        start = datetime(2018, 1, 1, tzinfo=UTC) + timedelta(days=day,
+                                                             seconds=rng.randint(0, 86399))
+        dates: dict = {}
+        kind = rng.random()
+        if kind < 0.55:
+            dates["dt"] = start.isoformat().replace("+00:00", "Z")
+        elif kind < 0.9:
+            end = start + timedelta(days=rng.choice([0, 1, 30, 400]),
+                                    seconds=rng.randint(0, 3600))
+            dates["start"] = start.isoformat().replace("+00:00", "Z")
+            dates["end"] = end.isoformat().replace("+00:00", "Z")
+        w, s = rng.uniform(-180, 175), rng.uniform(-80, 70)
+        size = rng.choice([0.5, 5, 30])
+        e = w + size
+        bbox = [w, s, e - 360 if e > 180 else e, min(90, s + size)] if rng.random() < 0.9 \
+            else None
+        items.append(feature(
+            f"m/{i:03d}", rng.choice(["ai-model", "dataset"]), bbox=bbox,
+            geometry=box(w, s, min(e, 180), min(90, s + size)) if bbox else None,
+            title=" ".join(rng.choices(words, k=3)), description=" ".join(rng.choices(words, k=8)),
+            keywords=rng.sample(words, 2), **dates, **props))
+    return items
+
+
+@pytest.fixture
+def mixed(store):
+    items = mixed_items(400)
+    for batch in range(0, len(items), 100):
+        store.apply("gitlab", [update(item) for item in items[batch:batch + 100]], [])
+    store.items = {item["id"]: item for item in items}
+    return store
+
+
+S, N, NAME, SEEN = Prop("score"), Prop("stars"), Prop("name"), Prop("seen")
+PROPERTY_FILTERS = [
+    *[Compare(op, S, v) for op in ("=", "<>", "<", "<=", ">", ">=")
+      for v in (10, 10.5, "high", True, "12")],
+    Compare(">", 10, S), Compare("=", "low", S),
+    Between(S, 0, 20), Between(S, "a", "z"), Between(S, 0, "z"), Between(N, 3, 7),
+    In(S, (1, 2, "high", True)), In(S, (3,)), In(NAME, ("alpha-01", "beta-02", 5)), In(S, ()),
+    In(S, (ts("2020-01-05T00:00:00Z"), "12")),
+    Like(NAME, "alpha%"), Like(NAME, "%-1_"), Like(NAME, "b_ta%"), Like(Prop("label"), "%\\%"),
+    Like(Prop("label"), "RIVER_x"), Like(Prop("label"), "FLOOD%"), Like(Prop("label"), "%é"),
+    Prop("ok"), Compare("=", Prop("ok"), False), Compare("=", Prop("ok"), 0),
+    Temporal("t_before", SEEN, ts("2020-01-15T00:00:00Z")),
+    Temporal("t_during", SEEN, Interval(ts("2020-01-05T00:00:00Z"), ts("2020-01-20T00:00:00Z"))),
+    Temporal("t_after", ts("2020-01-10T00:00:00Z"), SEEN),
+    Temporal("t_intersects", SEEN, date(2020, 1, 7)),
+    Compare("<", SEEN, ts("2020-01-10T00:00:00Z")), Compare(">", SEEN, "2020-01-20"),
+    Or((Compare(">", S, 40), Like(NAME, "crop%"))),
+    And((Compare(">", S, 5), Compare("<", N, 10), Like(NAME, "%0%"))),
+    And((Compare(">=", N, 15), Prop("ok"))),
+    Compare("=", Prop("no:such"), 1), IsNull(S), Compare("=", S, Prop("stars")),
+    And((Temporal("t_intersects", Prop("datetime"), Interval(ts("2019-01-01T00:00:00Z"),
+                                                             ts("2019-06-01T00:00:00Z"))),
+         Compare("<", N, 8))),
+    Temporal("t_during", Prop("datetime"), Interval(ts("2019-01-01T00:00:00Z"),
+                                                   ts("2020-06-01T00:00:00Z"))),
+]
+
+
+@pytest.mark.parametrize("expr", PROPERTY_FILTERS, ids=repr)
+def test_property_table_answers_as_json_does(mixed, expr):
+    """A filter on properties (which, where unknown and false are the same, reads
+    item_props) finds what it finds under a double negation (which reads the JSON)."""
+    via_props = found(mixed, filter=expr)
+    via_json = found(mixed, filter=Not(Not(expr)))
+    assert via_props == via_json
+    # and combined with conditions on other indexes
+    both = found(mixed, filter=expr, collections=["dataset"], bbox=(-90, -60, 60, 60))
+    assert both == {i for i in via_json if mixed.items[i]["collection"] == "dataset"} & \
+        found(mixed, bbox=(-90, -60, 60, 60))
+
+
+def test_property_table_follows_writes(mixed):
+    before = found(mixed, filter=Compare(">", N, 10))
+    some = sorted(before)[:5]
+    mixed.apply("gitlab", [], some)  # deleted
+    changed = json.loads(json.dumps(mixed.items[sorted(before)[5]]))
+    changed["properties"]["stars"] = 0
+    mixed.apply("gitlab", [update(changed)], [])
+    assert found(mixed, filter=Compare(">", N, 10)) == before - set(some) - {changed["id"]}
+    assert found(mixed, filter=Compare("=", N, 0)) >= {changed["id"]}
+
+
+def reference_order(items: dict, name: str, direction: str) -> list[str]:
+    """Items by one property the way SQLite orders it (NULL, numbers - booleans are 0 and 1 -,
+    texts), ties by id."""
+    def key(item_id):
+        value = items[item_id]["properties"].get(name)
+        if value is None:
+            return (0, 0, item_id)
+        if isinstance(value, (bool, int, float)):
+            return (1, value, item_id)
+        return (2, value, item_id)
+    ordered = sorted(items, key=key)
+    return ordered if direction == "asc" else ordered[::-1]
+
+
+@pytest.mark.parametrize("name", ["stars", "label", "ok"])
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_sorting_by_a_property_walks_its_values(mixed, name, direction):
+    """One JSON type: the item_props index, in order (with the items without the property
+    first ascending, last descending)."""
+    expected = reference_order(mixed.items, name, direction)
+    assert order(mixed, [(name, direction)]) == expected
+    assert paged(mixed, 37, sortby=[(name, direction)]) == expected
+    # a filter leaving few matches: those sorted
+    subset = found(mixed, filter=Compare("<", N, 3))
+    assert order(mixed, [(name, direction)], filter=Compare("<", N, 3)) == \
+        [i for i in expected if i in subset]
+
+
+def test_sorting_by_a_property_of_several_types_still_sorts(mixed):
+    """Several JSON types: the JSON values, in SQLite's order of types."""
+    for name in ("score", "name", "seen"):
+        up = order(mixed, [(name, "asc")])
+        assert up == order(mixed, [(name, "desc")])[::-1]
+        assert paged(mixed, 50, sortby=[(name, "desc")]) == up[::-1]
+
+
+@pytest.fixture(params=["listed", "paged"])
+def plans(request, monkeypatch):
+    """Both ways of answering: all matches listed by one query when there are few (its
+    length the count, a page a slice), or counted, then read page by page."""
+    if request.param == "paged":
+        monkeypatch.setattr(sqlite_store, "_COLLECT_MAX", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("query", [
+    {"filter": Compare("<", Prop("stars"), 6)},
+    {"filter": Compare("<", Prop("stars"), 6), "sortby": [("stars", "desc"), ("id", "asc")]},
+    {"collections": ["dataset"], "sortby": [("label", "asc")]},
+    {"bbox": (-100, -50, 100, 50), "sortby": [("datetime", "asc")]},
+    {"datetime": Interval(ts("2019-01-01T00:00:00Z"), ts("2020-01-01T00:00:00Z"))},
+    {"q": ["river"], "sortby": [("end_datetime", "desc")]},
+    {"q": ["river"]},
+    {"q": ["river"], "filter": Compare(">", Prop("stars"), 12)},
+])
+def test_both_plans_page_alike(mixed, plans, query):
+    everything = order(mixed, **query)
+    assert everything and len(everything) == len(set(everything))
+    for limit in (1, 9):
+        assert paged(mixed, limit, **query) == everything
+
+
+@pytest.mark.parametrize("bm25_max", [3000, 0])
+def test_free_text_with_a_date_range_reads_only_its_recency_keys(mixed, plans, monkeypatch,
+                                                                  bm25_max):
+    """Rowids are recency keys: the FTS index is read in the date range's rowids only."""
+    monkeypatch.setattr(sqlite_store, "_BM25_MAX", bm25_max)  # bm25, or fields and recency
+    ranked = order(mixed, q=["river"])
+    # intervals ending or starting on matches' own seconds
+    edges = [ts(mixed.items[i]["properties"].get("start_datetime") or
+                mixed.items[i]["properties"]["datetime"])
+             for i in ranked if item_bounds(mixed.items[i])][:6]
+    for interval in [Interval(ts("2019-01-01T00:00:00Z"), ts("2019-06-01T00:00:00Z")),
+                     Interval(ts("2022-06-01T00:00:00Z"), None),
+                     Interval(None, ts("2018-03-01T00:00:00Z")),
+                     *(Interval(t, t) for t in edges),
+                     *(Interval(t - timedelta(hours=1), t) for t in edges),
+                     *(Interval(t, None) for t in edges)]:
+        want = found(mixed, q=["river"]) & found(mixed, datetime=interval)
+        got = order(mixed, q=["river"], datetime=interval)
+        assert got == [i for i in ranked if i in want]
+        assert paged(mixed, 4, q=["river"], datetime=interval) == got
+        assert paged(mixed, 3, q=["river"], datetime=interval, bbox=(-120, -60, 120, 60)) == \
+            [i for i in got if i in found(mixed, bbox=(-120, -60, 120, 60))]
+
+
+def fields_corpus(store):
+    """Items where a word is in the title, the keywords or only the description."""
+    rows = [  # id, where "flood" is, datetime
+        ("t/old", "title", "2020-01-01T00:00:00Z"),
+        ("t/new", "title", "2022-01-01T00:00:00Z"),
+        ("t/both", "title keywords", "2018-01-01T00:00:00Z"),
+        ("k/one", "keywords", "2023-01-01T00:00:00Z"),
+        ("d/new", "description", "2024-01-01T00:00:00Z"),
+        ("d/old", "description", "2019-01-01T00:00:00Z"),
+        ("d/undated", "description", None),
+        ("n/none", "", "2021-01-01T00:00:00Z"),
+    ]
+    items = []
+    for item_id, where, dt in rows:
+        items.append(feature(
+            item_id, "dataset", dt=dt, geometry=box(0, 0, 1, 1),
+            title=("Flood maps " if "title" in where else "Maps ") + item_id,
+            keywords=["flood"] if "keywords" in where else ["maps"],
+            description=("Flooding; flood extent." if "description" in where else "Rivers."),
+        ))
+    store.apply("gitlab", [update(item) for item in items], [])
+    return ["t/new", "t/old", "t/both", "k/one", "d/new", "d/old", "d/undated"]
+
+
+def test_common_words_rank_by_field_then_recency(store, monkeypatch):
+    expected = fields_corpus(store)
+    monkeypatch.setattr(sqlite_store, "_BM25_MAX", 2)  # "flood" is a common word here
+    assert order(store, q=["flood"]) == expected
+    for limit in (1, 2, 3):
+        assert paged(store, limit, q=["flood"]) == expected
+    # with other conditions: the same order, of fewer items
+    assert order(store, q=["flood"], bbox=(0, 0, 1, 1), ids=expected[1:]) == expected[1:]
+    assert order(store, q=["flood"], filter=Compare("<>", Prop("title"), "x")) == expected
+    # terms OR-ed: matching any in a field is matching in that field
+    assert order(store, q=["flood", "rivers"]) == \
+        ["t/new", "t/old", "t/both", "k/one", "d/new", "n/none", "d/old", "d/undated"]
+    assert order(store, q=["maps"])[:3] == ["d/new", "k/one", "t/new"]  # all in titles
+    page = store.search(Query(q=["flood"], limit=3))
+    assert page.matched == 7
+    # a token keeps the ranking of its first page, whatever the number of matches now
+    monkeypatch.setattr(sqlite_store, "_BM25_MAX", 1000)
+    rest = store.search(Query(q=["flood"], limit=10, token=page.next_token))
+    assert [i["id"] for i in page.items + rest.items] == expected
+    # while a new search ranks by bm25 (title hits first all the same: they weigh most)
+    assert set(order(store, q=["flood"])[:3]) == {"t/new", "t/old", "t/both"}
+
+
+def test_ranking_by_field_looks_up_few_items(store, monkeypatch):
+    """Other conditions leaving few items: those looked up in the FTS index, same order."""
+    expected = fields_corpus(store)
+    monkeypatch.setattr(sqlite_store, "_BM25_MAX", 0)
+    monkeypatch.setattr(sqlite_store, "_COST_PROBE", 0.0)  # lookups, however few the items
+    filtered = {"datetime": Interval(ts("2019-06-01T00:00:00Z"), None)}
+    want = [i for i in expected if i in found(store, **filtered)]
+    assert order(store, q=["flood"], **filtered) == want
+    assert paged(store, 1, q=["flood"], **filtered) == want
+    monkeypatch.setattr(sqlite_store, "_COLLECT_MAX", 0)
+    assert paged(store, 2, q=["flood"], **filtered) == want
+
+
+def test_one_word_counts_come_from_token_counts_after_maintenance(mixed):
+    words = ["river", "RIVER", "crop", "nope", "NOT", "and", "or"]
+    fts = {w: mixed.search(Query(q=[w], limit=0)).matched for w in words}
+    assert fts["river"] == fts["RIVER"] > 0 and fts["nope"] == 0
+    before = order(mixed, q=["river"])
+    mixed.maintain()
+    assert {w: mixed.search(Query(q=[w], limit=0)).matched for w in words} == fts
+    assert order(mixed, q=["river"]) == paged(mixed, 7, q=["river"]) == before
+    # a write makes the counts stale: searches count from the FTS index again
+    gone = sorted(found(mixed, q=["river"]))[:3]
+    mixed.apply("gitlab", [], gone)
+    assert mixed.search(Query(q=["river"], limit=0)).matched == fts["river"] - 3
+    mixed.maintain()
+    assert mixed.search(Query(q=["river"], limit=0)).matched == fts["river"] - 3
+    assert found(mixed, q=["river"]) == found(mixed, q=["river", "nope"])
+
+
+def test_maintenance_runs_after_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 0.05)
+    store = open_store(f"sqlite:///{tmp_path}/m.sqlite")
+    try:
+        store.apply("gitlab", [update(item) for item in CORPUS], [])
+        conn = store._conn()  # (to look at the store's own bookkeeping)
+        for _ in range(200):
+            if store._info(conn, "term_docs") == 1:
+                break
+            threading.Event().wait(0.02)
+        assert store._info(conn, "term_docs") == 1 and not store._info(conn, "fts_unmerged")
+        assert found(store, q=["flood"]) == {UNET["id"], TILES["id"], CLIMATE["id"]}
+        store.apply("gitlab", [update(WEATHER)], [])  # schedules the next one
+    finally:
+        store.close()  # cancels it
+    again = open_store(f"sqlite:///{tmp_path}/m.sqlite")  # due: scheduled again, on opening
+    try:
+        assert again._timer is not None
+    finally:
+        again.close()
+
+
+def reference_dates(items: dict, lo: float, hi: float) -> set[str]:
+    out = set()
+    for item_id, item in items.items():
+        bounds = item_bounds(item)
+        if bounds and bounds[0] <= hi and bounds[1] >= lo:
+            out.add(item_id)
+    return out
+
+
+def test_date_ranges_are_exact_whichever_index_answers(mixed):
+    """Date ranges are found from the start or end index, or the time R*Tree (32-bit floats,
+    rounded outwards: the edges are checked on the exact times)."""
+    rng = random.Random(3)
+    instants = sorted({epoch(i["properties"].get("start_datetime") or
+                             i["properties"]["datetime"])
+                       for i in mixed.items.values() if item_bounds(i)})
+    cases = []
+    for _ in range(40):
+        t = rng.choice(instants)
+        for lo, hi in ((t, t), (t - 1, t - 0.5), (t + 0.000001, t + 1), (t - 86400, t),
+                       (t, t + 86400 * rng.choice([1, 10, 100, 1000]))):
+            cases.append((lo, hi))
+    cases += [(-INF, instants[10]), (instants[-10], INF)]
+    for lo, hi in cases:
+        interval = Interval(None if lo == -INF else datetime.fromtimestamp(lo, UTC),
+                            None if hi == INF else datetime.fromtimestamp(hi, UTC))
+        expected = reference_dates(mixed.items, lo, hi)
+        assert found(mixed, datetime=interval) == expected, (lo, hi)
+        assert found(mixed, filter=Temporal("t_intersects", Prop("datetime"), interval)) == \
+            expected
+        assert found(mixed, datetime=interval, bbox=(-180, -90, 180, 90)) == \
+            expected & found(mixed, bbox=(-180, -90, 180, 90))
+
+
+def test_bboxes_count_items_crossing_the_antimeridian_once(mixed):
+    crossing = {i for i, item in mixed.items.items() if item.get("bbox") and
+                item["bbox"][0] > item["bbox"][2]}
+    assert crossing
+    for box_ in [(-180, -90, 180, 90), (170, -90, 180, 90), (-180, -90, -170, 90),
+                 (-10, -50, 10, 50), (175, -90, -175, 90)]:
+        page = mixed.search(Query(bbox=box_, limit=1000))
+        assert page.matched == len(page.items) == len(ids(page))
+    everywhere = found(mixed, bbox=(-180, -90, 180, 90))
+    assert crossing <= everywhere
+    dated = found(mixed, bbox=(-180, -90, 180, 90),
+                  datetime=Interval(ts("2019-01-01T00:00:00Z"), ts("2021-01-01T00:00:00Z")))
+    assert dated == everywhere & reference_dates(
+        mixed.items, epoch("2019-01-01T00:00:00Z"), epoch("2021-01-01T00:00:00Z"))
+
+
+def test_rowids_follow_recency_even_within_one_second(store, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "_SLOT_BITS", 1)  # two items per second, then beyond
+    same = [feature(f"s/{i}", "dataset", dt="2021-05-05T05:05:05Z", title=f"flood {i}")
+            for i in range(6)]
+    others = [feature("s/later", "dataset", dt="2021-05-05T05:05:06Z", title="flood later"),
+              feature("s/undated", "dataset", title="flood undated"),
+              feature("s/ancient", "dataset", dt="0001-01-01T00:00:00Z", title="flood old"),
+              feature("s/future", "dataset", dt="9999-12-31T23:59:59Z", title="flood far")]
+    store.apply("gitlab", [update(item) for item in others[:2] + same + others[2:]], [])
+    assert found(store) == {i["id"] for i in same + others}
+    monkeypatch.setattr(sqlite_store, "_BM25_MAX", 0)
+    ranked = order(store, q=["flood"])
+    assert ranked[0] == "s/future" and ranked[-2:] == ["s/ancient", "s/undated"]
+    assert set(ranked[1:8]) == {i["id"] for i in same} | {"s/later"}
+    assert paged(store, 3, q=["flood"]) == ranked
+    # (keys out of their second: date ranges no longer narrow the FTS index to a key range)
+    second = Interval(ts("2021-05-05T05:05:05Z"), ts("2021-05-05T05:05:05Z"))
+    assert order(store, q=["flood"], datetime=second) == [i for i in ranked
+                                                         if i in {j["id"] for j in same}]
+
+
+def test_closing_with_maintenance_pending(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 60)
+    store = open_store(f"sqlite:///{tmp_path}/c.sqlite")
+    store.apply("gitlab", [update(UNET)], [])
+    timer = store._timer
+    store.close()
+    assert timer is not None
+    timer.join(5)
+    assert not timer.is_alive()
+    store.maintain()  # closed: nothing to do
 
 
 # --- summaries ------------------------------------------------------------------------------

@@ -2,12 +2,19 @@
 (typed columns) joined with ``item_docs AS docs`` (the JSON texts).
 
 The index keeps item properties as JSON text next to a few typed columns (``id``,
-``collection``, ``title``, and the ``datetime``/``start``/``end`` epoch seconds), so each
-property reference becomes either a column (fast, indexable) or a ``json_extract`` wrapped in a
-type guard. The guard is why this module exists rather than naive string building: a property
+``collection``, ``title``, and the ``datetime``/``start``/``end`` epoch seconds), and copies
+every scalar property into ``item_props`` (one row per item, name and typed value: see
+:func:`property_rows`), indexed by (name, kind, value). So each property reference becomes a
+column (fast, indexable), a lookup in ``item_props``, or a ``json_extract`` wrapped in a type
+guard. The typing is why this module exists rather than naive string building: a property
 holding a value of the wrong JSON type behaves like a missing one, so a comparison with it is
 *unknown* (SQL NULL) - never an error, and never SQLite's cross-type ordering (where any text is
 greater than any number).
+
+Where unknown and false mean the same (anywhere not under a NOT: see ``positive`` below), a
+predicate on one property and literals is a test of that property's ``item_props`` rows of the
+literal's kind: an index range to find the matching items, or a lookup for one item. Under a
+NOT, the three-valued JSON form is used.
 
 Also here, because the store and the compiler must agree on them exactly: timestamp parsing to
 epoch seconds, and the Python SQL functions (exact shapely predicates, ISO string -> epoch).
@@ -242,38 +249,118 @@ def _margin(value: float) -> float:
     return max(1e-4, abs(value) * 1e-6)
 
 
+#: the R*Tree's time dimension: epoch seconds over this (100 days), so that its splits weigh
+#: time about as much as degrees (in seconds, time would decide them all, and a query on
+#: space alone would visit many more nodes)
+RTREE_TIME_UNIT = 8_640_000.0
+
+
 def rtree_subquery(binder: Binder, box: tuple[float, float, float, float],
-                   exact: bool = False) -> str:
+                   exact: bool = False, span: tuple[float, float] | None = None) -> str:
     """SQL selecting (as ``item``) the rowids of items whose R*Tree box intersects ``box``.
     R*Tree entry ids are ``rowid * 2 + part`` (an item crossing the antimeridian has two
     entries, so a rowid may come twice).
+
+    ``span``: also only items whose [start, end] may intersect this interval (the R*Tree's
+    third dimension, rounded outwards: a superset, which the date range itself narrows;
+    undated items are at time 0).
 
     The R*Tree rounds its boxes outwards to 32-bit floats; ``exact`` makes an entry within
     rounding distance of the query's edges also pass the test on the item's exact bbox (the
     auxiliary columns ``west``..``north``, antimeridian-aware; reading them costs a lookup,
     which entries clear of the edges never pay)."""
+    return " UNION ALL ".join(f"SELECT id >> 1 AS item FROM items_rtree WHERE {t.format(t='')}"
+                              for t in _rtree_tests(binder, box, exact, span))
+
+
+def time_rtree_test(binder: Binder, span: tuple[float, float], exact: bool) -> str:
+    """The test of ``items_time AS tt`` entries (dated items' [start, end], rounded outwards
+    to 32-bit floats) for the items whose interval may intersect ``span`` - or, ``exact``,
+    does (entries within rounding distance of its ends are checked on the exact times, the
+    auxiliary columns ``t0``/``t1``)."""
+    lo, hi = span
+    tests, clear, exact_tests = [], [], []
+    if hi != _INF:
+        tests.append(f"tt.mint <= {binder.bind(hi)}")
+        clear.append(f"tt.mint <= {binder.bind(hi - _time_margin(hi))}")
+        exact_tests.append(f"tt.t0 <= {binder.bind(hi)}")
+    if lo != -_INF:
+        tests.append(f"tt.maxt >= {binder.bind(lo)}")
+        clear.append(f"tt.maxt >= {binder.bind(lo + _time_margin(lo))}")
+        exact_tests.append(f"tt.t1 >= {binder.bind(lo)}")
+    if not tests:
+        return "1"
+    test = " AND ".join(tests)
+    if exact:
+        test += f" AND (({' AND '.join(clear)}) OR ({' AND '.join(exact_tests)}))"
+    return test
+
+
+def _time_margin(value: float) -> float:
+    """More than the R*Tree's rounding of a time near ``value`` (32-bit floats)."""
+    return max(1.0, abs(value) * 2.0**-20)
+
+
+def rtree_join(binder: Binder, box: tuple[float, float, float, float], exact: bool = False,
+               span: tuple[float, float] | None = None) -> tuple[str, str] | None:
+    """For a box not crossing the antimeridian, (FROM ``items_rtree AS r``, WHERE term): the
+    R*Tree entries of the items in the box, each item once - its second entry (an item
+    crossing the antimeridian has two) only when its first is not in the box. The item's
+    rowid is ``r.id >> 1``. None for a box crossing the antimeridian."""
+    tests = _rtree_tests(binder, box, exact, span)
+    if len(tests) != 1:
+        return None
+    test = tests[0]
+    return "items_rtree AS r", (
+        f"{test.format(t='r.')} AND (r.id & 1 = 0 OR NOT EXISTS (SELECT 1 FROM items_rtree "
+        f"AS p WHERE p.id = r.id - 1 AND {test.format(t='p.')}))")
+
+
+def _rtree_tests(binder: Binder, box: tuple[float, float, float, float], exact: bool,
+                 span: tuple[float, float] | None) -> list[str]:
+    """The R*Tree test of each longitude range of ``box``, its columns prefixed ``{t}``."""
     w, s, e, n = box
-    lat = f"miny <= {binder.bind(n)} AND maxy >= {binder.bind(s)}"
+    lat = f"{{t}}miny <= {binder.bind(n)} AND {{t}}maxy >= {binder.bind(s)}"
     if exact:
         if w <= e:
-            lon = (f"CASE WHEN west <= east THEN west <= {binder.bind(e)} AND east >= "
-                   f"{binder.bind(w)} ELSE west <= {binder.bind(e)} OR east >= "
-                   f"{binder.bind(w)} END")
+            lon = (f"CASE WHEN {{t}}west <= {{t}}east THEN {{t}}west <= {binder.bind(e)} AND "
+                   f"{{t}}east >= {binder.bind(w)} ELSE {{t}}west <= {binder.bind(e)} OR "
+                   f"{{t}}east >= {binder.bind(w)} END")
         else:
-            lon = (f"CASE WHEN west <= east THEN east >= {binder.bind(w)} OR west <= "
-                   f"{binder.bind(e)} ELSE 1 END")
-        exact_test = f"south <= {binder.bind(n)} AND north >= {binder.bind(s)} AND ({lon})"
-        clear_lat = (f"miny <= {binder.bind(n - _margin(n))} AND "
-                     f"maxy >= {binder.bind(s + _margin(s))}")
-    selects = []
+            lon = (f"CASE WHEN {{t}}west <= {{t}}east THEN {{t}}east >= {binder.bind(w)} OR "
+                   f"{{t}}west <= {binder.bind(e)} ELSE 1 END")
+        exact_test = (f"{{t}}south <= {binder.bind(n)} AND {{t}}north >= {binder.bind(s)} "
+                      f"AND ({lon})")
+        clear_lat = (f"{{t}}miny <= {binder.bind(n - _margin(n))} AND "
+                     f"{{t}}maxy >= {binder.bind(s + _margin(s))}")
+    if span is not None:
+        if span[1] != _INF:
+            lat += f" AND {{t}}mint <= {binder.bind(span[1] / RTREE_TIME_UNIT)}"
+        if span[0] != -_INF:
+            lat += f" AND {{t}}maxt >= {binder.bind(span[0] / RTREE_TIME_UNIT)}"
+    tests = []
     for lo, hi in split_antimeridian(box):
-        test = f"minx <= {binder.bind(hi)} AND maxx >= {binder.bind(lo)} AND {lat}"
+        test = f"{{t}}minx <= {binder.bind(hi)} AND {{t}}maxx >= {binder.bind(lo)} AND {lat}"
         if exact:
-            clear = (f"minx <= {binder.bind(hi - _margin(hi))} AND "
-                     f"maxx >= {binder.bind(lo + _margin(lo))} AND {clear_lat}")
+            clear = (f"{{t}}minx <= {binder.bind(hi - _margin(hi))} AND "
+                     f"{{t}}maxx >= {binder.bind(lo + _margin(lo))} AND {clear_lat}")
             test += f" AND (({clear}) OR ({exact_test}))"
-        selects.append(f"SELECT id >> 1 AS item FROM items_rtree WHERE {test}")
-    return " UNION ALL ".join(selects)
+        tests.append(test)
+    return tests
+
+
+def bbox_test(binder: Binder, box: tuple[float, float, float, float]) -> str:
+    """The exact test of an item's bbox (the ``items`` columns, antimeridian-aware) against
+    ``box``, for rows found otherwise: what :func:`rtree_subquery` with ``exact`` finds."""
+    w, s, e, n = (binder.bind(v) for v in box)
+    lat = f"items.miny <= {n} AND items.maxy >= {s}"
+    if box[0] <= box[2]:
+        lon = (f"CASE WHEN items.minx <= items.maxx THEN items.minx <= {e} AND items.maxx >= {w} "
+               f"ELSE items.minx <= {e} OR items.maxx >= {w} END")
+    else:
+        lon = (f"CASE WHEN items.minx <= items.maxx THEN items.maxx >= {w} OR items.minx <= {e} "
+               "ELSE 1 END")
+    return f"({lat} AND ({lon}))"
 
 
 # --- compiling --------------------------------------------------------------------------------
@@ -340,9 +427,148 @@ def json_ref(name: str) -> Ref:
     return Ref("json", f"json_extract(docs.props, {path})", f"json_type(docs.props, {path})")
 
 
+#: any JSON property, as far as literals compared with it go
+JSON_REF = Ref("json", "NULL", "NULL")
+
+
 def resolve(name: str) -> Ref:
     name = property_name(name)
     return _COLUMNS.get(name) or json_ref(name)
+
+
+# --- the property table -----------------------------------------------------------------------
+
+#: ``item_props.kind``: which literals a value compares with. A string that is a timestamp has
+#: two rows: its text, and its instant (epoch seconds).
+KIND_NUMBER, KIND_STRING, KIND_BOOLEAN, KIND_TIME = 1, 2, 3, 4
+_KINDS = {"num": KIND_NUMBER, "str": KIND_STRING, "bool": KIND_BOOLEAN, "time": KIND_TIME}
+#: JSON types (of ``prop_types``) -> the kind of their values
+JSON_TYPE_KINDS = {"integer": KIND_NUMBER, "number": KIND_NUMBER, "string": KIND_STRING,
+                   "boolean": KIND_BOOLEAN}
+#: properties not copied to ``item_props``: long texts, which free text (``q``) searches
+_NOT_IN_PROPS = frozenset({"description"})
+#: estimates of how many items a condition matches count up to this
+ESTIMATE_CAP = 5000
+
+
+def in_props_table(name: str) -> bool:
+    """Whether ``item_props`` holds this property's values (not those of the properties held
+    in ``items`` columns, nor long texts)."""
+    return name not in _COLUMNS and name not in _NOT_IN_PROPS
+
+
+def property_rows(props: dict[str, Any]) -> list[tuple[str, int, Any]]:
+    """The ``item_props`` rows (name, kind, value) of an item's properties: numbers, strings,
+    booleans (0/1), and strings that are timestamps once more as epoch seconds - the values the
+    JSON forms compare, typed the same way (arrays, objects and nulls are left to those)."""
+    rows: list[tuple[str, int, Any]] = []
+    for name, value in props.items():
+        if not isinstance(name, str) or not in_props_table(name):
+            continue
+        if isinstance(value, bool):
+            rows.append((name, KIND_BOOLEAN, int(value)))
+        elif isinstance(value, int):
+            # as json_extract reads them: integers beyond 64 bits are reals
+            rows.append((name, KIND_NUMBER, value if -(2**63) <= value < 2**63
+                         else float(value)))
+        elif isinstance(value, float):
+            rows.append((name, KIND_NUMBER, value))
+        elif isinstance(value, str):
+            rows.append((name, KIND_STRING, value))
+            instant = to_epoch(value)
+            if instant is not None:
+                rows.append((name, KIND_TIME, instant))
+    return rows
+
+
+class Cond:
+    """One condition of a search (all must hold), in the forms a query plan chooses from.
+
+    * ``sql``: a WHERE term that can find the matches (an index range, an IN list of rowids);
+    * ``scan``: the same test for rows found otherwise (by another condition, or walking a sort
+      index), cheap per row; None when ``sql`` is that already;
+    * ``probe`` (free text): a lookup per row - dearer per row than ``scan`` (an IN list, built
+      once per query), but without its set-up cost;
+    * ``only``: a query counting the matches when this is the only condition;
+    * ``estimate``: the number of matches up to :data:`ESTIMATE_CAP` (a query, or the number),
+      None when unknown; the condition with the fewest finds the rows;
+    * ``drive``: (FROM, WHERE term, the item's rowid) finding the matches from another
+      table than ``items`` (which is joined to it when needed) rather than by ``sql``'s IN
+      list, when this condition finds the rows;
+    * ``props``: for a test of one property's ``item_props`` rows, (the name as a bound
+      parameter, the test of ``kind`` and ``value``), which other such tests join with;
+    * ``sides``: for a conjunction of ranges on ``items`` columns (a date range is two), those
+      ranges, one per column: the store lets the narrowest find the rows;
+    * ``span``: for a date range, its [start, end] in epoch seconds (infinite when open);
+    * ``rowids``: for free text, the test of ``items_fts.rowid`` that a date range of the same
+      search allows (rowids are recency keys), for queries reading the FTS index in order.
+    """
+
+    __slots__ = ("drive", "estimate", "kind", "only", "probe", "props", "rowids", "scan",
+                 "sides", "span", "sql")
+
+    def __init__(self, sql: str, *, scan: str | None = None, kind: str = "",
+                 only: str | None = None, estimate: str | int | None = None,
+                 probe: str | None = None, drive: tuple[str, str, str] | None = None,
+                 props: tuple[str, str] | None = None, sides: list[str] | None = None,
+                 span: tuple[float, float] | None = None) -> None:
+        self.sql, self.scan, self.kind, self.only = sql, scan, kind, only
+        self.estimate, self.probe, self.drive, self.props = estimate, probe, drive, props
+        self.sides, self.span = sides, span
+        self.rowids: str | None = None
+
+
+def props_cond(name: str, clause: str, several: bool = False) -> Cond:
+    """The condition "the item has an ``item_props`` row named ``name`` (a bound parameter)
+    passing ``clause`` (on ``kind`` and ``value``)"; ``several``: one item may have several
+    such rows (a test on several kinds), which counting must not count twice."""
+    where = f"name = {name} AND ({clause})"
+    return Cond(
+        f"items.rowid IN (SELECT item FROM item_props WHERE {where})",
+        scan=f"EXISTS (SELECT 1 FROM item_props WHERE item = items.rowid AND {where})",
+        kind="props",
+        drive=None if several else ("item_props AS d", qualify_props(f"d.{where}", "d"),
+                                    "d.item"),
+        props=None if several else (name, clause),
+        only=f"SELECT count({'DISTINCT item' if several else '*'}) FROM item_props "
+             f"WHERE {where}",
+        estimate=f"SELECT count(*) FROM (SELECT 1 FROM item_props WHERE {where} "
+                 f"LIMIT {ESTIMATE_CAP})",
+    )
+
+
+_PROPS_COLUMN = re.compile(r"(?<![\w.:])(kind|value)\b")
+
+
+def qualify_props(clause: str, alias: str) -> str:
+    """A test of ``kind`` and ``value`` (as :func:`props_cond` takes) on table ``alias``."""
+    return _PROPS_COLUMN.sub(rf"{alias}.\1", clause)
+
+
+def _like_prefix(pattern: str) -> str:
+    """The literal text a CQL2 LIKE pattern starts with."""
+    out = []
+    chars = iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            ch = next(chars, "\\")
+        elif ch in "%_":
+            break
+        out.append(ch)
+    return "".join(out)
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (UTF-8 byte
+    order is code point order); None if there is none."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
 
 
 def _category(value: Any) -> str:
@@ -394,21 +620,24 @@ class FilterCompiler:
 
     def __init__(self, binder: Binder) -> None:
         self.b = binder
-        #: whether a conjunct of the filter tests an indexed column (or the R*Tree), so that
-        #: SQLite can find the matches without reading every item
-        self.indexed = False
 
-    def compile(self, expr: Any, top: bool = False) -> str:
+    def compile(self, expr: Any, top: bool = False, positive: bool = False) -> str:
         """``top``: the expression is the filter or a conjunct of it, where unknown and false
-        are the same (no match); that lets spatial tests drive the query from the R*Tree."""
-        if top and _tests_a_column(expr):
-            self.indexed = True
+        are the same (no match); that lets spatial tests drive the query from the R*Tree.
+        ``positive``: it is not under a NOT, so unknown and false are the same for it too
+        (AND and OR cannot tell them apart in a result that decides a match); predicates on
+        one property then look up ``item_props``."""
+        if positive:
+            found = self.props_clause(expr)
+            if found is not None:
+                name, clause, _ = found
+                return props_cond(name, clause).scan or ""
         if isinstance(expr, And):
-            return "(" + " AND ".join(self.compile(a, top) for a in expr.args) + ")" \
+            return "(" + " AND ".join(self.compile(a, top, positive) for a in expr.args) + ")" \
                 if expr.args else "1"
         if isinstance(expr, Or):
-            return "(" + " OR ".join(self.compile(a) for a in expr.args) + ")" if expr.args \
-                else "0"
+            return "(" + " OR ".join(self.compile(a, positive=positive) for a in expr.args) + \
+                ")" if expr.args else "0"
         if isinstance(expr, Not):
             return f"(NOT {self.compile(expr.arg)})"
         if isinstance(expr, Compare):
@@ -418,6 +647,9 @@ class FilterCompiler:
         if isinstance(expr, In):
             return self._in(expr.prop, expr.values)
         if isinstance(expr, Between):
+            if positive:  # each bound on its own may be a property lookup
+                return self.compile(And((Compare(">=", expr.prop, expr.low),
+                                         Compare("<=", expr.prop, expr.high))), positive=True)
             return (f"({self._compare('>=', expr.prop, expr.low)} AND "
                     f"{self._compare('<=', expr.prop, expr.high)})")
         if isinstance(expr, IsNull):
@@ -434,6 +666,142 @@ class FilterCompiler:
                 return "NULL"
             return f"(CASE {ref.jtype} WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"
         raise QueryError(f"unsupported filter expression: {expr!r}")
+
+    # -- index ranges ----------------------------------------------------------------------
+
+    def column_sides(self, expr: Any) -> tuple[list[str], tuple[float, float] | None] | None:
+        """A predicate comparing one indexed ``items`` column (or the datetime interval's two)
+        with literals, as ranges, one per column (an index can find each), and for a
+        temporal one the [lo, hi] that the item's start <= hi and end >= lo follow from (for
+        seeking the datetime index); None for any other predicate."""
+        if isinstance(expr, Temporal):
+            template = TEMPORAL_SQL.get(expr.op.lower()) if isinstance(expr.op, str) else None
+            props = [o for o in (expr.left, expr.right) if isinstance(o, Prop)]
+            if template is None or " OR " in template or len(props) != 1:
+                return None
+            name = property_name(props[0].name)
+            if name != "datetime" and resolve(name).kind != "time":
+                return None
+            literal = expr.right if isinstance(expr.left, Prop) else expr.left
+            bounds = interval_bounds(literal)
+            a, b = (self._temporal_operand(expr.left), self._temporal_operand(expr.right))
+            if a is None or b is None or bounds is None:
+                return None
+            ends = {"datetime": ("start", "end"), "start_datetime": ("start", "start"),
+                    "end_datetime": ("end", "end")}.get(name, (None, None))
+            lit = "b" if isinstance(expr.left, Prop) else "a"
+            lo, hi = -_INF, _INF
+            groups: dict[str, list[str]] = {}
+            for part in template.split(" AND "):
+                test = part.format(a0=a[0], a1=a[1], b0=b[0], b1=b[1])
+                column = next((c for c in ("items.start", 'items."end"') if c in test), test)
+                groups.setdefault(column, []).append(test)
+                x, op, y = part.split(" ")
+                if x[1] == lit:  # literal op item: item flipped-op literal
+                    x, op, y = y, _FLIP[op], x
+                end, value = ends[int(x[2])], bounds[int(y[2])]
+                if end == "start" and op in ("<", "<=", "="):
+                    hi = min(hi, value)
+                elif end == "end" and op in (">", ">=", "="):
+                    lo = max(lo, value)
+            return [" AND ".join(tests) for tests in groups.values()], (lo, hi)
+        if isinstance(expr, (Compare, Between, In, IsNull)) and _tests_a_column(expr):
+            sql = self.compile(expr, top=True, positive=True)
+            return None if uses_docs(sql) else ([sql], None)
+        return None
+
+    # -- item_props lookups ----------------------------------------------------------------
+
+    @staticmethod
+    def _props_name(operand: Any) -> str | None:
+        """The property an operand names, if ``item_props`` holds its values."""
+        if not isinstance(operand, Prop):
+            return None
+        name = property_name(operand.name)
+        return name if in_props_table(name) else None
+
+    def _props_literal(self, value: Any) -> tuple[int | None, Any]:
+        """(kind, value as stored) of a literal compared with a JSON property; kind None when
+        no ``item_props`` row can equal it (arrays, objects, nulls, intervals)."""
+        category, converted = self._literal(JSON_REF, value)
+        kind = _KINDS.get(category)
+        return (kind, converted) if kind is not None and converted is not None else (None, None)
+
+    def props_clause(self, expr: Any) -> tuple[str, str, bool] | None:
+        """For a predicate on one ``item_props`` property and literals, where an unknown
+        result counts as false: (the property name as a bound parameter, the test of its rows'
+        ``kind`` and ``value``, whether an item may pass with several rows). None for any
+        other expression."""
+        b = self.b.bind
+        if isinstance(expr, Compare):
+            op = _OPS.get(expr.op) if isinstance(expr.op, str) else None
+            left, right = expr.left, expr.right
+            if op is None:
+                return None
+            if not isinstance(left, Prop) and isinstance(right, Prop):
+                left, right, op = right, left, _FLIP[op]
+            name = self._props_name(left)
+            if name is None or isinstance(right, Prop):
+                return None
+            kind, value = self._props_literal(right)
+            if kind is None:
+                return None
+            return b(name), f"kind = {kind} AND value {op} {b(value)}", False
+        if isinstance(expr, Between):
+            name = self._props_name(expr.prop)
+            if name is None:
+                return None
+            (kind, low), (high_kind, high) = (self._props_literal(expr.low),
+                                              self._props_literal(expr.high))
+            if kind is None or kind != high_kind:
+                return None
+            return b(name), f"kind = {kind} AND value >= {b(low)} AND value <= {b(high)}", False
+        if isinstance(expr, In):
+            name = self._props_name(expr.prop)
+            if name is None or not expr.values:
+                return None
+            groups: dict[int, list[Any]] = {}
+            for value in expr.values:
+                if _category(value) == "json":
+                    return None
+                kind, converted = self._props_literal(value)
+                if kind is not None:
+                    groups.setdefault(kind, []).append(converted)
+            if not groups:
+                return None
+            tests = [f"(kind = {kind} AND value IN ({', '.join(b(v) for v in values)}))"
+                     for kind, values in groups.items()]
+            return b(name), " OR ".join(tests), len(groups) > 1
+        if isinstance(expr, Like):
+            name = self._props_name(expr.prop)
+            if name is None or not isinstance(expr.pattern, str):
+                return None
+            clause = f"kind = {KIND_STRING}"
+            prefix = _like_prefix(expr.pattern)
+            upper = _after_prefix(prefix)
+            if prefix and upper is not None:  # an index range
+                clause += f" AND value >= {b(prefix)} AND value < {b(upper)}"
+            return b(name), f"{clause} AND value GLOB {b(like_to_glob(expr.pattern))}", False
+        if isinstance(expr, Prop):
+            name = self._props_name(expr)
+            return None if name is None else (b(name), f"kind = {KIND_BOOLEAN} AND value = 1",
+                                              False)
+        if isinstance(expr, Temporal):
+            template = TEMPORAL_SQL.get(expr.op.lower()) if isinstance(expr.op, str) else None
+            left, right = self._props_name(expr.left), self._props_name(expr.right)
+            if template is None or (left is None) == (right is None):
+                return None
+            other = expr.right if left is not None else expr.left
+            if isinstance(other, Prop):
+                return None
+            bounds = self._temporal_operand(other)
+            if bounds is None:
+                return None
+            value = ("value", "value")
+            a, c = (value, bounds) if left is not None else (bounds, value)
+            test = template.format(a0=a[0], a1=a[1], b0=c[0], b1=c[1])
+            return b(left or right), f"kind = {KIND_TIME} AND ({test})", False
+        return None
 
     # -- typed views -----------------------------------------------------------------------
 
@@ -670,9 +1038,34 @@ def _tests_a_column(expr: Any) -> bool:
     return False
 
 
-def compile_filter(expr: Any, binder: Binder) -> tuple[str, bool]:
-    """SQL for a filter Expr over ``items``/``docs`` (its parameters go to ``binder``), and
-    whether an index can find its matches."""
+def _conjuncts(expr: Any) -> list[Any]:
+    if isinstance(expr, And):
+        return [part for arg in expr.args for part in _conjuncts(arg)]
+    return [expr]
+
+
+def compile_filter(expr: Any, binder: Binder) -> list[Cond]:
+    """A filter Expr as conditions over ``items``/``docs`` (its parameters go to ``binder``),
+    one per conjunct of its top-level AND: a test of one property's values in ``item_props``
+    (which can find its matches, or check a row), or SQL (``kind`` "index" when it tests an
+    indexed column or the R*Tree, so that SQLite can find its matches without reading every
+    item)."""
     compiler = FilterCompiler(binder)
-    sql = compiler.compile(expr, top=True)
-    return sql, compiler.indexed
+    conds = []
+    for part in _conjuncts(expr):
+        found = compiler.props_clause(part)
+        if found is not None:
+            cond = props_cond(*found)
+            if isinstance(part, Like) and "value >=" not in found[1]:
+                cond.estimate = None  # no index range: estimating would read every value
+            conds.append(cond)
+            continue
+        found_sides = compiler.column_sides(part)
+        if found_sides is not None:
+            sides, span = found_sides
+            conds.append(Cond("(" + " AND ".join(sides) + ")", kind="index", sides=sides,
+                              span=span))
+            continue
+        sql = compiler.compile(part, top=True, positive=True)
+        conds.append(Cond(sql, kind="index" if _tests_a_column(part) else ""))
+    return conds

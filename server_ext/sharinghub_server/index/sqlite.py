@@ -5,19 +5,52 @@ Layout (``SCHEMA_VERSION``):
 * ``items``: one narrow row per STAC item (``source``, ``project``, ``collection``, ``id``,
   and typed columns for the common filters and sorts: ``datetime``/``start``/``end`` as epoch
   seconds, ``title``, the bbox). Kept free of JSON so that index walks, row lookups and scans
-  stay cheap; indexed for the default sort and for date ranges.
+  stay cheap; indexed for the default sort and for date ranges. Its rowid is a *recency key*:
+  the item's ``datetime`` in whole seconds, then the order of indexing among items of the same
+  second (undated items first), so that "newest first" is rowid order - the order in which the
+  FTS index lists its matches too.
 * ``item_docs`` (same rowid): the item as JSON - ``props`` (its properties), ``json`` (the
-  rest) - and its ``geometry`` GeoJSON. Read for the returned page, and by filters and sorts
-  on properties (which then parse the properties only, not the links and assets).
-* ``items_fts`` (FTS5 over title, description, keywords; rowid = item rowid) for ``q``.
+  rest) - and its ``geometry`` GeoJSON. Read for the returned page, and by the filters that
+  ``item_props`` cannot answer (under a NOT, arrays, property against property).
+* ``item_props``: every scalar property of every item (but the long ``description``), one row
+  per (name, kind, value): numbers, strings, booleans, and timestamp strings once more as epoch
+  seconds (see :func:`~.sql_filter.property_rows`). Its key (name, kind, value, id, item)
+  turns a filter on a property into an index range, and a sort on one into an index walk in
+  the sort's order (ties by id, like every sort); a second index (item, name, kind) looks up
+  one item's value.
+* ``items_fts`` (FTS5 over title, description, keywords; rowid = item rowid) for ``q``, and
+  ``term_docs``: how many items each of its tokens is in, recounted by :meth:`maintain` (a
+  one-word search is counted from it while the FTS index is unchanged since).
 * ``items_rtree`` (R*Tree) for ``bbox``/``intersects``; entry id = ``rowid * 2 + part`` since
   an item crossing the antimeridian has two boxes; auxiliary columns hold the exact bbox, which
-  bbox queries check where the R*Tree's 32-bit rounding could decide wrongly.
+  bbox queries check where the R*Tree's 32-bit rounding could decide wrongly. Its third
+  dimension is the item's [start, end] (in units of 100 days, so that space still shapes the
+  tree): a bbox with a date range is one R*Tree query.
+* ``items_time`` (R*Tree of dated items' [start, end], exact values in auxiliary columns) for
+  date ranges that hold few of the items on either side of them, and ``time_hist`` (how many
+  items start and end in each 12 days) to tell, and to estimate any date range's count.
 * ``collection_stats`` (count, extents) and ``prop_types`` (per collection, property name and
   JSON type, how many items have it): kept up to date by writes, so ``collections()`` and
   ``queryables()`` never scan items.
 * ``project_states``, ``meta`` (the ``get_meta``/``set_meta`` keys), and ``store_info``
-  (schema version, and a generation counter bumped by every write, which keys read caches).
+  (schema version, a generation counter bumped by every write, which keys read caches, and
+  the bookkeeping of the above).
+
+Searching: every part of a query (free text, bbox, datetime, each conjunct of the filter) is a
+condition with several SQL forms (:class:`~.sql_filter.Cond`); the plan lets the condition with
+the fewest matches find the rows (by cheap capped counts, or the counts kept above) and tests
+the others on them, or walks the sort's index when matches are dense. When a condition finds
+at most ``_COLLECT_MAX`` items, one query lists all the matches in order: their number is the
+exact count, and a page a slice of them (the next pages too: the list is cached). Free text
+ranks by bm25 while its terms match at most ``_BM25_MAX`` items; beyond that (a common word:
+bm25 would score tens of thousands of rows per page, and says little about them) it ranks by
+*field*: items matching in their title first, then in their keywords, then in their
+description only, newest first within each - one FTS query per field, read in rowid (recency)
+order. The ranking a first page uses stays with its paging tokens, so paging stays exact.
+
+Writes add an FTS segment each (a crawl writes batches of 200 projects), which every FTS query
+then reads too: a few seconds after the last write, :meth:`SQLiteStore.maintain` merges them
+and recounts the tokens, in the background.
 
 Threads: each thread gets its own connection; writes run in ``BEGIN IMMEDIATE`` transactions,
 and a search runs its count and its page in one read transaction, so it sees one snapshot.
@@ -29,6 +62,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import sqlite3
 import threading
 import weakref
@@ -42,24 +76,36 @@ import shapely
 
 from .query import Interval, Page, Query, QueryError
 from .sql_filter import (
+    ESTIMATE_CAP,
+    JSON_TYPE_KINDS,
+    KIND_NUMBER,
+    RTREE_TIME_UNIT,
     Binder,
+    Cond,
     bbox_literal,
+    bbox_test,
     compile_filter,
     epoch_to_iso,
     geometry_bounds,
     geometry_literal,
+    in_props_table,
     interval_bounds,
     property_name,
+    property_rows,
+    qualify_props,
     register_functions,
     resolve,
+    rtree_join,
     rtree_subquery,
     split_antimeridian,
+    sql_string,
+    time_rtree_test,
     to_epoch,
     uses_docs,
 )
 from .store import CollectionSummary, IndexStore, ProjectUpdate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -89,6 +135,15 @@ CREATE TABLE IF NOT EXISTS item_docs (
     props TEXT,
     json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS item_props (
+    name TEXT NOT NULL,
+    kind INTEGER NOT NULL,  -- sql_filter.KIND_*: number, string, boolean, timestamp
+    value NOT NULL,  -- no type affinity: numbers stay numbers, texts texts
+    id TEXT NOT NULL,  -- the item's id: sorts break ties by it
+    item INTEGER NOT NULL,  -- items.rowid
+    PRIMARY KEY (name, kind, value, id, item)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS item_props_item ON item_props (item, name, kind);
 -- the default sort, per collection or not (start/end make them cover date-range counts)
 CREATE INDEX IF NOT EXISTS items_collection_datetime
     ON items (collection, datetime, id, start, "end");
@@ -104,7 +159,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5 (
     title, description, keywords, tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS items_rtree
-    USING rtree (id, minx, maxx, miny, maxy, +west, +south, +east, +north);
+    USING rtree (id, minx, maxx, miny, maxy, mint, maxt, +west, +south, +east, +north);
+CREATE VIRTUAL TABLE IF NOT EXISTS items_vocab USING fts5vocab (items_fts, 'row');
+-- how many items each FTS token is in, as of the last maintenance (valid while the store_info
+-- key 'term_docs' is 1): counts one-word searches without reading the token's postings
+CREATE TABLE IF NOT EXISTS term_docs (term TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS items_time USING rtree (id, mint, maxt, +t0, +t1);
+-- how many items start and end in each 2^20 s (12 days) of time: date range estimates
+CREATE TABLE IF NOT EXISTS time_hist (
+    bucket INTEGER PRIMARY KEY,
+    starts INTEGER NOT NULL,
+    ends INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS collection_stats (
     collection TEXT PRIMARY KEY,
     n INTEGER NOT NULL,
@@ -121,8 +187,9 @@ CREATE TABLE IF NOT EXISTS prop_types (
     PRIMARY KEY (collection, name, type)
 ) WITHOUT ROWID;
 """
-_TABLES = ("store_info", "meta", "project_states", "items", "item_docs", "items_fts",
-           "items_rtree", "collection_stats", "prop_types")
+_TABLES = ("store_info", "meta", "project_states", "items", "item_docs", "item_props",
+           "items_vocab", "term_docs", "items_fts", "items_rtree", "items_time", "time_hist",
+           "collection_stats", "prop_types")
 
 #: bm25 column weights (title, description, keywords): a title hit counts most
 _BM25 = "bm25(items_fts, 10.0, 1.0, 5.0)"
@@ -140,24 +207,42 @@ _UNSORTABLE = {"geometry", "bbox", "links", "assets", "type", "stac_version"}
 _DEFAULT_SORT = [("datetime", "desc")]
 
 _CACHE_SIZE = 512  # counts and pages (rowids and sort keys), per store generation
+#: when a condition finds at most this many items, one query lists all the matches in order
+#: (their number is the count, a page a slice of them); such lists are cached apart, fewer
+_COLLECT_MAX = ESTIMATE_CAP
+_ROWS_CACHE_SIZE = 32
 #: rows worth walking along a sort index (testing free text and bboxes row by row) rather
 #: than collecting and sorting all matches
 _DENSE_SCAN = 2000
-#: sort expressions that have an index to walk
-_INDEXED = {"items.datetime", "items.id", "items.collection", "items.title", "items.start",
-            'items."end"'}
+#: sort expressions that have an index to walk, and the index
+_WALK_INDEX = {"items.datetime": "items_datetime", "items.id": "items_id",
+               "items.title": "items_title", "items.start": "items_start",
+               'items."end"': "items_end"}
+_INDEXED = {*_WALK_INDEX, "items.collection"}
 
+#: free text ranks by bm25 while its terms match at most this many items, by field beyond
+_BM25_MAX = 3000
+#: the fields of that ranking, best first: FTS queries for the matches in the title, in the
+#: keywords but not the title, and only in the rest (the description); together, all matches
+_FIELD_TIERS = (
+    "{{title}} : ({q})",
+    "({{keywords}} : ({q})) NOT ({{title}} : ({q}))",
+    "({q}) NOT ({{title keywords}} : ({q}))",
+)
+_FIELDS_KEYS = [("tier", "asc"), ("items_fts.rowid", "desc")]
 
-class _Cond:
-    """A search condition: its SQL; ``scan``, the same test written to check rows one by one
-    (while walking an index) rather than to drive the query; ``only``, a count query for
-    when it is the query's only condition."""
+#: what plans cost, in microseconds (measured on a small machine), to choose between them:
+_COST_ROW = 0.5  # one row found by the condition that finds the rows
+_COST_PROBE = 15.0  # one lookup in the FTS index for one row
+_COST_LIST = 0.25  # per match, listing the matches of a free-text condition (an IN list)
 
-    __slots__ = ("kind", "only", "scan", "sql")
+#: recency keys (the items rowid): whole seconds of the item's datetime, offset and clamped to
+#: 38 bits, then this many bits for the items of one second (in the order they are indexed)
+_SLOT_BITS = 22
+_SECONDS = 2**37
 
-    def __init__(self, sql: str, scan: str | None = None, kind: str = "",
-                 only: str | None = None) -> None:
-        self.sql, self.scan, self.kind, self.only = sql, scan, kind, only
+#: seconds without writes before the FTS index is merged (see SQLiteStore.maintain)
+_MAINTENANCE_DELAY = 5.0
 
 
 class _Connection:
@@ -182,7 +267,12 @@ class SQLiteStore(IndexStore):
         self._lock = threading.Lock()  # guards _connections and the caches
         self._closed = False
         self._cache: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()
+        self._rows: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()
+        self._timer: threading.Timer | None = None  # the next maintenance
+        self._maintaining = threading.Lock()
         self._create_schema()
+        if self._maintenance_due(self._conn()):
+            self._schedule_maintenance()
 
     # --- connections and transactions -------------------------------------------------------
 
@@ -197,7 +287,7 @@ class SQLiteStore(IndexStore):
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -65536")  # KiB: 64 MiB per connection at most
-        conn.execute("PRAGMA mmap_size = 268435456")
+        conn.execute("PRAGMA mmap_size = 2147418112")  # all of it: pages shared by threads
         register_functions(conn)
         held = _Connection(conn)
         with self._lock:
@@ -252,12 +342,63 @@ class SQLiteStore(IndexStore):
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        with self._maintaining:  # (waits for a maintenance under way)
+            pass
+        with self._lock:
             connections, self._connections = list(self._connections), weakref.WeakSet()
         for held in connections:
             with suppress(sqlite3.Error):
                 held.conn.execute("PRAGMA optimize")
             held.conn.close()
         self._local = threading.local()
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Catch up with the writes since the last time: merge the FTS index into one segment,
+        and recount how many items each token is in. Every write (a crawl writes in batches)
+        adds an FTS segment, which every FTS query then reads too: with a few dozen, looking
+        up one item's match costs ten times as much. Runs in the background a few seconds
+        after the last write (or on opening an index left so), or when called."""
+        with self._maintaining:
+            if self._closed:
+                return
+            with self._write() as conn:
+                if not self._maintenance_due(conn):
+                    return
+                if self._info(conn, "fts_unmerged"):
+                    conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
+                conn.execute("DELETE FROM term_docs")
+                conn.execute("INSERT INTO term_docs (term, n) SELECT term, doc FROM items_vocab")
+                conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
+                                 [("fts_unmerged", 0), ("term_docs", 1)])
+                # (so that cached reads see the counts)
+                conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
+
+    def _maintenance_due(self, conn: sqlite3.Connection) -> bool:
+        return bool(self._info(conn, "fts_unmerged")) or not self._info(conn, "term_docs")
+
+    @staticmethod
+    def _info(conn: sqlite3.Connection, key: str) -> Any:
+        row = conn.execute("SELECT value FROM store_info WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _schedule_maintenance(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(_MAINTENANCE_DELAY, self._maintain_quietly)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _maintain_quietly(self) -> None:
+        with suppress(sqlite3.Error, RuntimeError):  # busy, or closed meanwhile: next time
+            self.maintain()
 
     @staticmethod
     def _generation(conn: sqlite3.Connection) -> int:
@@ -285,7 +426,8 @@ class SQLiteStore(IndexStore):
                 )
             changes.save(conn)
             conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
-            self._maybe_analyze(conn)
+            self._maybe_analyze(conn, changes.written)
+        self._schedule_maintenance()
 
     _DELETED = ("SELECT items.rowid, collection, start, \"end\", minx, miny, maxx, maxy, props "
                 "FROM items JOIN item_docs AS docs ON docs.rowid = items.rowid WHERE ")
@@ -298,6 +440,8 @@ class SQLiteStore(IndexStore):
         rowids = [(row[0],) for row in found]
         conn.executemany("DELETE FROM items_fts WHERE rowid = ?", rowids)
         conn.executemany("DELETE FROM items_rtree WHERE id IN (?1 * 2, ?1 * 2 + 1)", rowids)
+        conn.executemany("DELETE FROM item_props WHERE item = ?", rowids)
+        conn.executemany("DELETE FROM items_time WHERE id = ?", rowids)
         conn.executemany("DELETE FROM items WHERE rowid = ?", rowids)
         conn.executemany("DELETE FROM item_docs WHERE rowid = ?", rowids)
 
@@ -315,40 +459,76 @@ class SQLiteStore(IndexStore):
                              (row.collection, row.id)).fetchall()
         if found:
             self._delete_rows(conn, found, changes)
-        cursor = conn.execute(
-            "INSERT INTO items (source, project, collection, id, datetime, start, \"end\", "
-            "title, minx, miny, maxx, maxy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (source, project, row.collection, row.id, row.datetime, row.start, row.end,
+        rowid = self._recency_key(conn, row.datetime)
+        conn.execute(
+            "INSERT INTO items (rowid, source, project, collection, id, datetime, start, "
+            "\"end\", title, minx, miny, maxx, maxy) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rowid, source, project, row.collection, row.id, row.datetime, row.start, row.end,
              row.title, *(row.bbox or (None, None, None, None))),
         )
-        rowid = cursor.lastrowid
+        conn.executemany(
+            "INSERT INTO item_props (name, kind, value, id, item) VALUES (?, ?, ?, ?, ?)",
+            [(name, kind, value, row.id, rowid) for name, kind, value in row.prop_rows])
         conn.execute("INSERT INTO item_docs (rowid, geometry, props, json) VALUES (?, ?, ?, ?)",
                      (rowid, row.geometry, row.props, row.json))
         conn.execute(
             "INSERT INTO items_fts (rowid, title, description, keywords) VALUES (?, ?, ?, ?)",
             (rowid, *row.text),
         )
+        if row.start is not None:
+            conn.execute("INSERT INTO items_time (id, mint, maxt, t0, t1) VALUES (?, ?, ?, ?, ?)",
+                         (rowid, min(row.start, row.end), max(row.start, row.end), row.start,
+                          row.end))
         if row.bbox is not None:
             w, s, e, n = row.bbox
+            t0, t1 = (row.start / RTREE_TIME_UNIT, row.end / RTREE_TIME_UNIT) \
+                if row.start is not None else (0.0, 0.0)
             conn.executemany(
-                "INSERT INTO items_rtree (id, minx, maxx, miny, maxy, west, south, east, north) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(rowid * 2 + part, lo, hi, s, n, w, s, e, n)
+                "INSERT INTO items_rtree (id, minx, maxx, miny, maxy, mint, maxt, west, south, "
+                "east, north) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(rowid * 2 + part, lo, hi, s, n, min(t0, t1), max(t0, t1), w, s, e, n)
                  for part, (lo, hi) in enumerate(split_antimeridian(row.bbox))],
             )
         changes.added(row)
 
-    def _maybe_analyze(self, conn: sqlite3.Connection) -> None:
+    @staticmethod
+    def _recency_key(conn: sqlite3.Connection, datetime: float | None) -> int:
+        """A free rowid for an item of this datetime: after the items of the same second."""
+        base = _recency_base(datetime)
+        last = conn.execute("SELECT max(rowid) FROM items WHERE rowid >= ? AND rowid < ?",
+                            (base, base + (1 << _SLOT_BITS))).fetchone()[0]
+        if last is None:
+            return base
+        if last + 1 < base + (1 << _SLOT_BITS):
+            return last + 1
+        # millions of items in one second: the first free key after them (in a later second's
+        # range, which date ranges then no longer narrow to)
+        conn.execute("INSERT OR REPLACE INTO store_info VALUES ('spilled', 1)")
+        return conn.execute(
+            "SELECT min(rowid) + 1 FROM items AS a WHERE rowid >= ? AND NOT EXISTS "
+            "(SELECT 1 FROM items AS b WHERE b.rowid = a.rowid + 1)", (base,)).fetchone()[0]
+
+    def _maybe_analyze(self, conn: sqlite3.Connection, written: int) -> None:
         """Refresh the planner's statistics when the item count has changed a lot since the
-        last time (the choice between the datetime, start/end and FTS paths depends on them)."""
+        last time (the choice between the datetime, start/end and FTS paths depends on them),
+        and merge the FTS index into one segment when a quarter of it has been written since
+        (so that it stays a few segments during a long crawl; see :meth:`maintain`)."""
         count = conn.execute("SELECT coalesce(sum(n), 0) FROM collection_stats").fetchone()[0]
         row = conn.execute("SELECT value FROM store_info WHERE key = 'analyzed'").fetchone()
         last = row[0] if row else 0
         if count >= 1000 and (count > 2 * last or count < last / 2):
             conn.execute("PRAGMA analysis_limit = 2000")
             conn.execute("ANALYZE")
-            conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
             conn.execute("INSERT OR REPLACE INTO store_info VALUES ('analyzed', ?)", (count,))
+        if not written:
+            return
+        unmerged = written + (self._info(conn, "fts_unmerged") or 0)
+        if unmerged >= max(1000, count / 4):
+            conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
+            unmerged = 0
+        conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
+                         [("fts_unmerged", unmerged), ("term_docs", 0)])
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._write() as conn:
@@ -425,62 +605,87 @@ class SQLiteStore(IndexStore):
             raise QueryError(f"invalid limit: {query.limit!r}")
         binder = Binder()
         match = _fts_match(query.q) if query.q else None
+        sort = _sort_spec(query)
+        token = _decode_token(query.token) if query.token else None
         if query.q and match is None:  # only terms that cannot match anything
-            self._sort_spec(query)  # still report a bad sortby
-            if query.token:
-                _decode_token(query.token)
             return Page(items=[], matched=0)
         ranked = match is not None and not query.sortby
-        sort = self._sort_spec(query)
-        signature = _signature(sort, query.q if ranked else None)
-        token = _decode_token(query.token) if query.token else None
-        if token is not None and token["s"] != signature:
-            raise QueryError("the paging token belongs to a different sort order")
-        if ranked:
-            keys = [(_BM25, "asc"), ("items_fts.rowid", "asc")]
-        else:
-            keys = [(expr, direction) for _, expr, direction in sort]
-            keys.append(("items.rowid", keys[-1][1]))  # unique tie-breaker, index-friendly
+        if token is not None:
+            allowed = ([["rank", list(query.q or ())], ["rank-fields", list(query.q or ())]]
+                       if ranked else [_signature(sort)])
+            if token["s"] not in allowed:
+                raise QueryError("the paging token belongs to a different sort order")
 
         with self._read() as conn:
             generation = self._generation(conn)
             where = self._where(conn, generation, query, binder, match)
-            matched = self._count(conn, generation, where, binder.params)
+            params = binder.params
+            backward = token is not None and token["d"] == "p"
+            # the matches in order: all of them when they are few (then one query both counts
+            # and pages), else SELECTs of segments of the order, read until the page is full
+            everything: list | None = None
+            selects: Iterator[str] = iter(())
+            collect = query.limit > 0
+            if ranked:
+                if token is not None:
+                    fields = token["s"][0] == "rank-fields"
+                else:
+                    fields = self._more_than(conn, generation, where[0], params, _BM25_MAX)
+                signature = ["rank-fields" if fields else "rank", list(query.q or ())]
+                if fields:
+                    keys = _FIELDS_KEYS
+                    if token is not None and (type(token["k"][0]) is not int or
+                                              token["k"][0] not in range(len(_FIELD_TIERS))):
+                        raise QueryError("invalid paging token")
+                    lookups = self._fields_lookups(conn, generation, binder, match, where,
+                                                   query.limit) if collect else None
+                    if lookups is not None:
+                        everything = self._collect(conn, generation, lookups, params)
+                    if everything is None:
+                        matched = self._count(conn, generation, where, params)
+                        selects = self._fields_page(conn, generation, binder, match, where,
+                                                    backward, token, query.limit, matched)
+                else:
+                    keys = [(_BM25, "asc"), ("items_fts.rowid", "asc")]
+                    if collect and not (len(where) == 1 and "term_docs" in (where[0].only or "")):
+                        # (but for one word counted already: its page is its best few)
+                        everything = self._collect(conn, generation, next(self._bm25_page(
+                            conn, generation, binder, where, keys, False, None)), params)
+                    if everything is None:
+                        matched = self._count(conn, generation, where, params)
+                        selects = self._bm25_page(conn, generation, binder, where, keys,
+                                                  backward, token)
+            else:
+                signature = _signature(sort)
+                keys, lead = self._sort_keys(conn, generation, sort)
+                if collect and self._few(conn, generation, where, params, keys, lead,
+                                         query.limit):
+                    source, terms = self._plan(conn, generation, where, params)
+                    if any(uses_docs(sql) for sql in [*terms, *(e for e, _ in keys)]):
+                        source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+                    everything = self._collect(
+                        conn, generation, f"SELECT {', '.join(e for e, _ in keys)} "
+                        f"FROM {source} WHERE {' AND '.join(terms)} ORDER BY {_order_by(keys)}",
+                        params)
+                if everything is None:
+                    matched = self._count(conn, generation, where, params)
+                    selects = self._sorted_page(conn, generation, binder, where, keys, lead,
+                                                backward, token, query.limit, matched)
+            if everything is not None:
+                matched = len(everything)
             if query.limit == 0 or matched == 0:
                 return Page(items=[], matched=matched)
-            backward = token is not None and token["d"] == "p"
-            order = [(e, _flip(d)) for e, d in keys] if backward else keys
-            if ranked:  # from the FTS table, whose bm25() ranks
-                others = [c.sql for c in where if c.kind != "fts"]
-                source = "items_fts"
-                if others:
-                    source += " JOIN items ON items.rowid = items_fts.rowid"
-                conditions = [f"items_fts MATCH {binder.bind(match)}", *others]
-            elif keys[0][0] in _INDEXED and self._dense(conn, generation, matched, query.limit):
-                # many rows match: walking the sort's index and testing each row beats
-                # collecting every match to sort them
-                source, conditions = "items", [c.scan or c.sql for c in where]
+            if everything is not None:
+                rows = _slice(everything, keys, token["k"] if token else None, query.limit,
+                              backward)
             else:
-                source, conditions = "items", [c.sql for c in where]
-                if keys[0][0] not in _INDEXED and not any(c.kind for c in where):
-                    source += " NOT INDEXED"  # sorting every item: read them in rowid order
-            segments = _keyset(order, token["k"], binder) if token is not None else ["1"]
-            if any(uses_docs(sql) for sql in [*conditions, *segments, *(e for e, _ in keys)]):
-                source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
-            # the page's sort keys and rowids first, its JSON after: sorting carries no JSON
-            rows: list = []
-            for segment in segments:
-                rows += self._cached(
-                    conn, generation,
-                    f"SELECT {', '.join(e for e, _ in keys)} "
-                    f"FROM {source} WHERE {' AND '.join([*conditions, segment])} "
-                    f"ORDER BY {', '.join(f'{e} {d.upper()}' for e, d in order)} "
-                    f"LIMIT {query.limit + 1 - len(rows)}",
-                    binder.params,
-                    lambda cursor: cursor.fetchall(),
-                )
-                if len(rows) > query.limit:
-                    break
+                rows = []
+                for select in selects:  # segments of the order, until the page is full
+                    rows += self._cached(conn, generation,
+                                         f"{select} LIMIT {query.limit + 1 - len(rows)}",
+                                         binder.params, lambda cursor: cursor.fetchall())
+                    if len(rows) > query.limit:
+                        break
             more = len(rows) > query.limit
             rows = [list(row) for row in rows[: query.limit]]
             docs = self._docs(conn, [row[-1] for row in rows])
@@ -504,6 +709,216 @@ class SQLiteStore(IndexStore):
                     _encode_token(signature, "p", _nudge(token["k"], keys, +1))
         return Page(items=items, matched=matched, next_token=next_token, prev_token=prev_token)
 
+    # -- pages: each a sequence of SELECTs (segments of the order) of sort keys and rowid ----
+
+    def _sorted_page(self, conn: sqlite3.Connection, generation: int, binder: Binder,
+                     where: list[Cond], keys: list[tuple[str, str]], lead: tuple | None,
+                     backward: bool, token: dict | None, limit: int,
+                     matched: int) -> Iterator[str]:
+        """A page in a sort order: along the sort's index when matches are dense enough to
+        fill it after a few thousand rows, else all matches found and sorted."""
+        params = binder.params
+        order = [(e, _flip(d)) for e, d in keys] if backward else keys
+        total = self._total(conn, generation)
+        dense = (keys[0][0] in _INDEXED or lead is not None) and \
+            (limit + 1) * total <= _DENSE_SCAN * matched
+        if dense:
+            walked = (limit + 1) * total / matched
+            terms = [self._test(conn, generation, c, params, walked) for c in where]
+            if lead is not None:
+                yield from self._props_walk(binder, terms, order, lead, token, total)
+                return
+            source = "items"
+            index = _WALK_INDEX.get(keys[0][0])
+            if keys[0][0] == "items.datetime":
+                if any(c.kind == "index" and c.sql.startswith("items.collection IN (") and
+                       c.sql.count(",") == 0 for c in where):
+                    index = "items_collection_datetime"  # one collection
+                terms += self._datetime_seeks(conn, generation, where, binder)
+            if index is not None:  # (SQLite, not knowing how many rows pass, may sort all)
+                source += f" INDEXED BY {index}"
+        else:
+            source, terms = self._plan(conn, generation, where, params)
+            if source == "items" and keys[0][0] not in _INDEXED and \
+                    not any(c.kind for c in where):
+                source += " NOT INDEXED"  # sorting every item: read them in rowid order
+        segments = _keyset(order, token["k"], binder) if token is not None else ["1"]
+        if any(uses_docs(sql) for sql in [*terms, *segments, *(e for e, _ in keys)]):
+            source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+        for segment in segments:
+            yield (f"SELECT {', '.join(e for e, _ in keys)} FROM {source} "
+                   f"WHERE {' AND '.join([*terms, segment])} ORDER BY {_order_by(order)}")
+
+    def _props_walk(self, binder: Binder, terms: list[str], order: list[tuple[str, str]],
+                    lead: tuple, token: dict | None, total: int) -> Iterator[str]:
+        """A page sorted by a property first: its ``item_props`` rows in index order (ties by
+        id, then rowid: the index's own order), then - or first, ascending - the items without
+        it (NULL sorts first ascending, last descending), along the id index."""
+        name, kind, present = lead
+        direction = order[0][1]
+        rest = order[1:]
+        walk = [("s.value", direction)]
+        if rest == [("items.id", direction), ("items.rowid", direction)]:
+            walk += [("s.id", direction), ("s.item", direction)]  # the index's order
+        else:
+            walk += rest  # SQLite sorts runs of equal values
+        docs = " JOIN item_docs AS docs ON docs.rowid = items.rowid" \
+            if any(uses_docs(sql) for sql in [*terms, *(e for e, _ in rest)]) else ""
+
+        def with_value(condition: str) -> str:
+            return (f"SELECT {', '.join(e for e, _ in walk)} FROM item_props AS s CROSS JOIN "
+                    f"items ON items.rowid = s.item{docs} WHERE s.name = {name} AND "
+                    f"s.kind = {kind} AND {' AND '.join([*terms, condition])} "
+                    f"ORDER BY {_order_by(walk)}")
+
+        def without(condition: str) -> str:
+            return (f"SELECT NULL, {', '.join(e for e, _ in rest)} FROM items{docs} WHERE "
+                    f"NOT EXISTS (SELECT 1 FROM item_props WHERE item = items.rowid AND "
+                    f"name = {name} AND kind = {kind}) AND "
+                    f"{' AND '.join([*terms, condition])} ORDER BY {_order_by(rest)}")
+
+        nulls_first = direction == "asc"
+        nulls = present < total  # does any item lack the property?
+        if token is None:
+            parts = [(None, "1"), ("v", "1")] if nulls_first else [("v", "1"), (None, "1")]
+        elif token["k"][0] is None:  # within the items without it
+            parts = [(None, _after(rest, token["k"][1:], binder))]
+            if nulls_first:
+                parts.append(("v", "1"))
+        else:
+            parts = [("v", segment) for segment in _keyset(walk, token["k"], binder)]
+            if not nulls_first:
+                parts.append((None, "1"))
+        for part, condition in parts:
+            if part == "v":
+                yield with_value(condition)
+            elif nulls:
+                yield without(condition)
+
+    def _bm25_page(self, conn: sqlite3.Connection, generation: int, binder: Binder,
+                   where: list[Cond], keys: list[tuple[str, str]], backward: bool,
+                   token: dict | None) -> Iterator[str]:
+        """A page ranked by bm25: every match scored (they are few), from the FTS index."""
+        params = binder.params
+        fts, others = where[0], where[1:]
+        terms = [_fts_condition(fts), *([fts.rowids] if fts.rowids else []),
+                 *(self._test(conn, generation, c, params, _BM25_MAX) for c in others)]
+        order = [(e, _flip(d)) for e, d in keys] if backward else keys
+        segments = _keyset(order, token["k"], binder) if token is not None else ["1"]
+        source = "items_fts"
+        if others:
+            source += " CROSS JOIN items ON items.rowid = items_fts.rowid"
+            if any(uses_docs(sql) for sql in terms):
+                source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+        for segment in segments:
+            yield (f"SELECT {', '.join(e for e, _ in keys)} FROM {source} "
+                   f"WHERE {' AND '.join([*terms, segment])} ORDER BY {_order_by(order)}")
+
+    def _fields_lookups(self, conn: sqlite3.Connection, generation: int, binder: Binder,
+                        match: str, where: list[Cond], limit: int) -> str | None:
+        """When the conditions besides free text leave few items, the query listing those
+        matching it with their field tier, in the fields ranking's order: each looked up in
+        the FTS index, once for whether it matches, then for the field (cheaper than reading
+        the FTS matches in order until a page is full: None then)."""
+        params = binder.params
+        fts, others = where[0], where[1:]
+        if not others:
+            return None
+        lead = min((e for e in (self._estimate(conn, generation, c, params) for c in others)
+                    if e is not None), default=None)
+        if lead is None or lead >= ESTIMATE_CAP:
+            return None
+        few = self._count(conn, generation, others, params)
+        everything = self._estimate(conn, generation, fts, params) or 1
+        total = self._total(conn, generation) or 1
+        # reading the FTS matches in order: how many until a page is full, if the other
+        # conditions are independent of the text
+        walked = (limit + 1) * total / max(few, 1)
+        if few * _COST_PROBE >= min(walked, everything) * _COST_ROW:
+            return None
+        source, terms = self._plan(conn, generation, others, params)
+        if any(uses_docs(sql) for sql in terms):
+            source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+
+        def lookup(fts_query: str) -> str:
+            return (f"EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH "
+                    f"{binder.bind(fts_query)} AND rowid = items.rowid)")
+
+        tier = (f"CASE WHEN {lookup(_FIELD_TIERS[0].format(q=match))} THEN 0 "
+                f"WHEN {lookup(f'{{keywords}} : ({match})')} THEN 1 ELSE 2 END")
+        return (f"WITH found AS MATERIALIZED (SELECT {tier} AS tier, items.rowid AS item "
+                f"FROM {source} WHERE {' AND '.join([*terms, fts.probe or fts.sql])}) "
+                f"SELECT tier, item FROM found ORDER BY tier ASC, item DESC")
+
+    def _fields_page(self, conn: sqlite3.Connection, generation: int, binder: Binder,
+                     match: str, where: list[Cond], backward: bool, token: dict | None,
+                     limit: int, matched: int) -> Iterator[str]:
+        """A page ranked by field (title, keywords, the rest), newest first within each: one
+        FTS query per field, read in rowid (recency) order, testing the other conditions on
+        each match."""
+        params = binder.params
+        fts, others = where[0], where[1:]
+        everything = self._estimate(conn, generation, fts, params) or matched
+        # reading the FTS matches in order: how many until the page is full
+        walked = (limit + 1) * everything / max(matched, 1)
+        tiers = range(len(_FIELD_TIERS))
+        if backward:
+            tiers = tiers[::-1]
+        if token is not None:
+            tiers = tiers[tiers.index(token["k"][0]):]
+        terms = [self._test(conn, generation, c, params, walked) for c in others]
+        source = "items_fts"
+        if others:
+            source += " CROSS JOIN items ON items.rowid = items_fts.rowid"
+        if any(uses_docs(sql) for sql in terms):
+            source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+        for tier in tiers:
+            conditions = [*terms, *([fts.rowids] if fts.rowids else []),
+                          f"items_fts MATCH {binder.bind(_FIELD_TIERS[tier].format(q=match))}"]
+            if token is not None and tier == token["k"][0]:
+                conditions.append(f"items_fts.rowid {'>' if backward else '<'} "
+                                  f"{binder.bind(token['k'][1])}")
+            yield (f"SELECT {tier}, items_fts.rowid FROM {source} "
+                   f"WHERE {' AND '.join(conditions)} "
+                   f"ORDER BY items_fts.rowid {'ASC' if backward else 'DESC'}")
+
+    def _collect(self, conn: sqlite3.Connection, generation: int, sql: str,
+                 params: dict) -> list | None:
+        """All the rows of ``sql`` (sort keys and rowid, in order) if there are at most
+        ``_COLLECT_MAX``, else None."""
+        rows = self._cached(conn, generation, f"{sql} LIMIT {_COLLECT_MAX + 1}", params,
+                            lambda cursor: cursor.fetchall(), rows=True)
+        return rows if len(rows) <= _COLLECT_MAX else None
+
+    def _few(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
+             params: dict, keys: list[tuple[str, str]], lead: tuple | None,
+             limit: int) -> bool:
+        """Whether to list all the matches at once: a condition finds at most
+        ``_COLLECT_MAX`` items (so do all of them), and, by the estimates, the matches are too
+        sparse for a page to be a walk along the sort's index (after a count, that walk is
+        cheaper than listing thousands of matches)."""
+        estimates = [e for e in (self._estimate(conn, generation, c, params) for c in where)
+                     if e is not None]
+        if not any(e < ESTIMATE_CAP and e <= _COLLECT_MAX for e in estimates):  # (not capped)
+            return False
+        total = self._total(conn, generation) or 1
+        matches = float(total)
+        for e in estimates:  # as if the conditions were independent
+            matches *= min(e, total) / total
+        walkable = keys[0][0] in _INDEXED or lead is not None
+        return not (walkable and (limit + 1) * total <= _DENSE_SCAN * matches)
+
+    def _more_than(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
+                   n: int) -> bool:
+        """Whether the free-text condition matches more than n items (counting no
+        further)."""
+        if cond.only and "term_docs" in cond.only:  # counted already
+            return (self._estimate(conn, generation, cond, params) or 0) > n
+        return self._cached(conn, generation,
+                            f"SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE "
+                            f"{_fts_condition(cond)} LIMIT {n + 1})", params,
+                            lambda cursor: cursor.fetchone()[0]) > n
+
     @staticmethod
     def _docs(conn: sqlite3.Connection, rowids: list[int]) -> dict[int, dict]:
         """rowid -> item, for a page."""
@@ -514,118 +929,415 @@ class SQLiteStore(IndexStore):
             f"SELECT rowid, json, props FROM item_docs WHERE rowid IN ({marks})", rowids)
         return {rowid: _load_item(rest, props) for rowid, rest, props in found}
 
-    def _count(self, conn: sqlite3.Connection, generation: int, where: list[_Cond],
+    # -- plans -----------------------------------------------------------------------------
+
+    def _count(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
                params: dict) -> int:
-        """The exact match count: the same conditions, without ORDER BY or JSON (and from
-        the FTS or R*Tree index alone when it is the only condition)."""
+        """The exact match count: the conditions, planned, without ORDER BY or JSON (from one
+        index alone when there is one condition)."""
+        if not where:
+            return self._total(conn, generation)
         if len(where) == 1 and where[0].only:
             sql = where[0].only
         else:
-            source = "items"
-            if any(uses_docs(c.sql) for c in where):
+            source, terms = self._plan(conn, generation, where, params, items=False)
+            if any(uses_docs(sql) for sql in terms):
                 # reading every item's JSON: in rowid order, not along some index
-                if not any(c.kind for c in where):
+                if source == "items" and not any(c.kind for c in where):
                     source += " NOT INDEXED"
                 source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
-            sql = f"SELECT count(*) FROM {source} WHERE {' AND '.join(c.sql for c in where) or '1'}"
+            sql = f"SELECT count(*) FROM {source} WHERE {' AND '.join(terms)}"
         return self._cached(conn, generation, sql, params, lambda cursor: cursor.fetchone()[0])
 
-    def _crossing_items(self, conn: sqlite3.Connection, generation: int) -> int:
-        return self._cached(conn, generation,
-                            "SELECT coalesce(sum(crossing), 0) FROM collection_stats", {},
+    def _plan(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
+              params: dict, items: bool = True) -> tuple[str, list[str]]:
+        """(FROM, WHERE terms) finding the items that meet every condition: the one with the
+        fewest matches (by its estimate) finds them, the others test each. ``items``: the
+        query reads ``items`` (else, when no test needs it, it is left out)."""
+        if not where:
+            return "items", ["1"]
+        if len(where) == 1:
+            if where[0].drive is None:
+                return "items", [where[0].sql]
+            source, term, rowid = where[0].drive
+            return f"{source} CROSS JOIN items ON items.rowid = {rowid}", [term]
+        estimates = [self._estimate(conn, generation, c, params) for c in where]
+        known = [i for i, e in enumerate(estimates) if e is not None]
+        if not known:
+            return "items", [c.sql for c in where]
+        lead = min(known, key=lambda i: estimates[i])
+        rows = estimates[lead] or 0
+        rest = [c for i, c in enumerate(where) if i != lead]
+        fts = [c for c in rest if c.kind == "fts"]
+        if fts and len(rest) > 1 and rows < ESTIMATE_CAP:
+            # free text is tested on the rows that pass the other conditions too: how many
+            listing = min(self._estimate(conn, generation, c, params) or 0 for c in fts)
+            if rows * _COST_PROBE >= listing * _COST_LIST:
+                rows = self._count(conn, generation, [c for c in where if c.kind != "fts"],
+                                   params)
+        driver = where[lead]
+        if driver.drive is None:
+            tests = [self._test(conn, generation, c, params, rows) for c in rest]
+            return "items", [driver.sql, *_fts_last(rest, tests)]
+        # found from another table: the other property tests join it, then items if needed
+        source, term, rowid = driver.drive
+        joins = []
+        for index, cond in enumerate(c for c in rest if c.props is not None):
+            name, clause = cond.props
+            alias = f"e{index}"
+            joins.append(f" CROSS JOIN item_props AS {alias} ON {alias}.item = {rowid} AND "
+                         f"{alias}.name = {name} AND ({qualify_props(clause, alias)})")
+        rest = [c for c in rest if c.props is None]
+        tests = [self._test(conn, generation, c, params, rows) for c in rest]
+        if items or any("items." in t or "docs." in t for t in [term, *tests]):
+            joins.append(f" CROSS JOIN items ON items.rowid = {rowid}")
+        return source + "".join(joins), [term, *_fts_last(rest, tests)]
+
+    def _test(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
+              rows: float) -> str:
+        """A condition as the test of ``rows`` rows found otherwise."""
+        if cond.probe is not None:
+            listing = self._estimate(conn, generation, cond, params) or 0
+            if rows * _COST_PROBE < listing * _COST_LIST:
+                return cond.probe
+        return cond.scan or cond.sql
+
+    def _estimate(self, conn: sqlite3.Connection, generation: int, cond: Cond,
+                  params: dict) -> int | None:
+        if cond.estimate is None or isinstance(cond.estimate, int):
+            return cond.estimate
+        return self._cached(conn, generation, cond.estimate, params,
                             lambda cursor: cursor.fetchone()[0])
 
-    def _dense(self, conn: sqlite3.Connection, generation: int, matched: int, limit: int) -> bool:
-        """Whether walking an index in sort order finds a page within a few thousand rows."""
-        total = self._cached(conn, generation, "SELECT count(*) FROM items", {},
-                             lambda cursor: cursor.fetchone()[0])
-        return (limit + 1) * total <= _DENSE_SCAN * matched
+    def _total(self, conn: sqlite3.Connection, generation: int) -> int:
+        return self._cached(conn, generation,
+                            "SELECT coalesce(sum(n), 0) FROM collection_stats", {},
+                            lambda cursor: cursor.fetchone()[0])
 
     def _cached(self, conn: sqlite3.Connection, generation: int, sql: str, params: dict,
-                read: Any) -> Any:
+                read: Any, rows: bool = False) -> Any:
         """``read(conn.execute(sql, params))``, remembered until the next write: a catalog
-        changes at crawl time only, and paging asks for the same count again and again."""
-        key = (sql, tuple(sorted(params.items(), key=lambda kv: kv[0])))
+        changes at crawl time only, and paging asks for the same count again and again.
+        ``rows``: a list of up to ``_COLLECT_MAX`` rows, kept in a smaller cache."""
+        used = {name: params[name] for name in _PARAM.findall(sql) if name in params}
+        key = (sql, tuple(sorted(used.items(), key=lambda kv: kv[0])))
+        cache, size = (self._rows, _ROWS_CACHE_SIZE) if rows else (self._cache, _CACHE_SIZE)
         with self._lock:
-            cached = self._cache.get(key)
+            cached = cache.get(key)
             if cached is not None and cached[0] == generation:
-                self._cache.move_to_end(key)
+                cache.move_to_end(key)
                 return cached[1]
-        value = read(conn.execute(sql, params))
+        value = read(conn.execute(sql, used))
         with self._lock:
-            self._cache[key] = (generation, value)
-            self._cache.move_to_end(key)
-            while len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            cache[key] = (generation, value)
+            cache.move_to_end(key)
+            while len(cache) > size:
+                cache.popitem(last=False)
         return value
 
     def _where(self, conn: sqlite3.Connection, generation: int, query: Query, binder: Binder,
-               match: str | None) -> list[_Cond]:
-        """The query's conditions on ``items`` (joined with ``docs`` when they need it)."""
-        where: list[_Cond] = []
+               match: str | None) -> list[Cond]:
+        """The query's conditions (free text first, if any)."""
+        where: list[Cond] = []
         if match is not None:
             m = binder.bind(match)
-            # (scan: not a correlated FTS query per row, whose cost is unbounded when the
-            # matches sit at the far end of the sort order)
             matches = f"SELECT rowid FROM items_fts WHERE items_fts MATCH {m}"
-            where.append(_Cond(
+            count = f"SELECT count(*) FROM items_fts WHERE items_fts MATCH {m}"
+            terms = [t for t in query.q or () if isinstance(t, str) and t.strip()]
+            if len(terms) == 1 and _WORD.fullmatch(terms[0].strip()) and self._cached(
+                    conn, generation, "SELECT value FROM store_info WHERE key = 'term_docs'",
+                    {}, lambda cursor: (cursor.fetchone() or (0,))[0]):
+                # one word, whose token is the word in lower case: counted at maintenance
+                count = (f"SELECT coalesce((SELECT n FROM term_docs WHERE term = "
+                         f"{binder.bind(terms[0].strip().lower())}), 0)")
+            where.append(Cond(
                 f"items.rowid IN ({matches})", scan=f"+items.rowid IN ({matches})", kind="fts",
-                only=f"SELECT count(*) FROM items_fts WHERE items_fts MATCH {m}",
-            ))
+                only=count, estimate=count,
+                probe=f"EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH {m} "
+                      f"AND rowid = items.rowid)"))
         if query.collections:
-            where.append(_Cond(_in_list("items.collection", query.collections, binder),
-                               kind="index"))
+            count = ("SELECT coalesce(sum(n), 0) FROM collection_stats WHERE "
+                     + _in_list("collection", sorted(set(query.collections)), binder))
+            where.append(Cond(_in_list("items.collection", query.collections, binder),
+                              kind="index", only=count, estimate=count))
         if query.ids:
-            where.append(_Cond(_in_list("items.id", query.ids, binder), kind="index"))
+            sql = _in_list("items.id", query.ids, binder)
+            count = f"SELECT count(*) FROM items WHERE {sql}"
+            where.append(Cond(sql, kind="index", only=count, estimate=count))
+        # with a date range too, the R*Tree (which knows items' times) finds both at once
+        span = None
+        if query.datetime is not None:
+            span = interval_bounds(query.datetime if isinstance(query.datetime, Interval)
+                                   else Interval(query.datetime, query.datetime))
         if query.bbox is not None:
             box = bbox_literal(query.bbox)
-            rtree = rtree_subquery(binder, box, exact=True)
+            rtree = rtree_subquery(binder, box, exact=True, span=span)
             # an item has two R*Tree entries when it crosses the antimeridian: count each once
-            # (only then, as counting distinct values costs a sort)
-            once = box[0] <= box[2] and not self._crossing_items(conn, generation)
-            where.append(_Cond(
-                f"items.rowid IN ({rtree})", scan=f"+items.rowid IN ({rtree})", kind="bbox",
-                only=f"SELECT count({'*' if once else 'DISTINCT item'}) FROM ({rtree})",
+            join = rtree_join(binder, box, exact=True, span=span)
+            if join is not None:
+                count = f"SELECT count(*) FROM {join[0]} WHERE {join[1]}"
+                drive = (*join, "r.id >> 1")
+            else:  # (an R*Tree query per side of the antimeridian: one entry may match both)
+                count = f"SELECT count(DISTINCT item) FROM ({rtree})"
+                drive = None
+            where.append(Cond(
+                f"items.rowid IN ({rtree})", scan=bbox_test(binder, box), kind="bbox",
+                only=None if span else count, drive=drive,
+                estimate=f"SELECT count(*) FROM (SELECT 1 FROM ({rtree}) LIMIT {ESTIMATE_CAP})",
             ))
         if query.intersects is not None:
             text = geometry_literal(query.intersects)
             bounds = geometry_bounds(text)
             if bounds is None:
-                where.append(_Cond("0"))
+                where.append(Cond("0", estimate=0))
             else:
-                rtree = rtree_subquery(binder, bounds)
-                where.append(_Cond(f"items.rowid IN ({rtree})",
-                                   scan=f"+items.rowid IN ({rtree})", kind="bbox"))
-                where.append(_Cond(
+                rtree = rtree_subquery(binder, bounds, span=span)
+                where.append(Cond(
+                    f"items.rowid IN ({rtree})", scan=f"+items.rowid IN ({rtree})", kind="bbox",
+                    estimate=f"SELECT count(*) FROM (SELECT 1 FROM ({rtree}) "
+                             f"LIMIT {ESTIMATE_CAP})"))
+                where.append(Cond(
                     f"sh_spatial('intersects', {binder.bind(text)}, docs.geometry)"))
         if query.datetime is not None:
-            where.extend(_Cond(c, kind="index")
-                         for c in _datetime_conditions(query.datetime, binder))
+            where.append(self._datetime_cond(conn, generation, query.datetime, binder))
+            rowids = self._recency_range(conn, generation, where[-1].span) \
+                if match is not None and where[-1].span else None
+            if rowids is not None:
+                # the free-text matches the date range can be among: rowids are recency keys
+                fts = where[0]
+                a, b = binder.bind(rowids[0]), binder.bind(rowids[1])
+                matches = (f"SELECT rowid FROM items_fts WHERE {_fts_condition(fts)} "
+                           f"AND rowid BETWEEN {a} AND {b}")
+                fts.sql, fts.scan = f"items.rowid IN ({matches})", f"+items.rowid IN ({matches})"
+                fts.rowids = f"items_fts.rowid BETWEEN {a} AND {b}"
         if query.filter is not None:
-            sql, indexed = compile_filter(query.filter, binder)
-            where.append(_Cond(sql, kind="index" if indexed else ""))
+            for cond in compile_filter(query.filter, binder):
+                if cond.sides is not None:
+                    cond = self._ranges(conn, generation, cond, binder)
+                where.append(cond)
         return where
 
-    def _sort_spec(self, query: Query) -> list[tuple[str, str, str]]:
-        """[(field, SQL, direction)] of the query's sort (or the default one)."""
-        spec = []
-        for entry in query.sortby or _DEFAULT_SORT:
-            try:
-                field, direction = entry
-            except (TypeError, ValueError):
-                raise QueryError(f"invalid sortby entry: {entry!r}") from None
-            direction = str(direction).lower()
-            if direction not in ("asc", "desc"):
-                raise QueryError(f"invalid sort direction {direction!r} for {field!r}")
-            if not isinstance(field, str) or not field:
-                raise QueryError(f"invalid sort field: {field!r}")
-            name = property_name(field)
-            if name in _UNSORTABLE:
-                raise QueryError(f"cannot sort by {field!r}")
-            spec.append((name, _SORT_COLUMNS.get(name) or resolve(name).sql, direction))
-        if all(name != "id" for name, _, _ in spec):  # the tie-breaker the indexes hold
-            spec.append(("id", "items.id", spec[-1][2]))
-        return spec
+    def _datetime_cond(self, conn: sqlite3.Connection, generation: int, interval: Any,
+                       binder: Binder) -> Cond:
+        """[start, end] intersects the interval: start <= its end AND end >= its start."""
+        sides, span = _datetime_conditions(interval, binder)
+        cond = Cond(" AND ".join(sides), kind="index", sides=sides, span=span)
+        cond = self._ranges(conn, generation, cond, binder)
+        if cond.drive is not None:  # the R*Tree test is exact: counting needs nothing else
+            exact = time_rtree_test(binder, span, exact=True)
+            cond.drive = ("items_time AS tt", exact, "tt.id")
+            cond.only = f"SELECT count(*) FROM items_time AS tt WHERE {exact}"
+        return cond
+
+    def _ranges(self, conn: sqlite3.Connection, generation: int, cond: Cond,
+                binder: Binder) -> Cond:
+        """A condition of ranges on ``items`` columns (``sides``), found from the one whose
+        index range holds the fewest rows (SQLite, which keeps no statistics of values, often
+        picks another), the others tested on those rows."""
+        params = binder.params
+        sides = cond.sides or [cond.sql]
+        counts = []
+        for side in sides:
+            found = _TIME_SIDE.fullmatch(side)
+            if found and isinstance(params.get(found[3]), (int, float)):
+                counts.append(self._time_count(conn, generation, found[1], found[2],
+                                               params[found[3]]))
+            else:
+                counts.append(self._cached(
+                    conn, generation, f"SELECT count(*) FROM (SELECT 1 FROM items WHERE {side} "
+                                      f"LIMIT {ESTIMATE_CAP})", params,
+                    lambda cursor: cursor.fetchone()[0]))
+        narrow = min(range(len(sides)), key=lambda i: counts[i])
+        tests = [_unindexed(side) for side in sides]
+        if len(sides) > 1 and counts[narrow] < max(counts):
+            cond.sql = " AND ".join(sides[i] if i == narrow else tests[i]
+                                    for i in range(len(sides)))
+        cond.scan = " AND ".join(tests)
+        cond.estimate = counts[narrow]
+        if cond.span is not None and len(sides) == 2:  # start <= b AND end >= a
+            # = items starting by b, but those ending before a (if start <= end, as is usual)
+            lo, hi = cond.span
+            cond.estimate = max(0, min(counts[narrow], self._time_count(
+                conn, generation, "start", "<=", hi) - self._time_count(
+                conn, generation, '"end"', "<", lo, inside=False)))
+            if cond.estimate * 4 < counts[narrow]:
+                # few of the items on the narrower side: the time R*Tree finds them faster
+                cond.drive = ("items_time AS tt", time_rtree_test(binder, cond.span, False)
+                              + f" AND {cond.scan}", "tt.id")
+        return cond
+
+    def _time_count(self, conn: sqlite3.Connection, generation: int, column: str, op: str,
+                    t: float, inside: bool = True) -> int:
+        """How many items have a start (or end) ``op`` t, from time_hist: counting t's
+        whole bucket (``inside``: an over-estimate) or none of it."""
+        field = "starts" if column == "start" else "ends"
+        bucket = _bucket(min(max(t, -1e15), 1e15))
+        if op in ("<", "<="):
+            test = "<=" if inside else "<"
+        elif op in (">", ">="):
+            test = ">=" if inside else ">"
+        else:
+            test = "="
+        return self._cached(
+            conn, generation, f"SELECT coalesce(sum({field}), 0) FROM time_hist "
+                              f"WHERE bucket {test} :bucket", {"bucket": bucket},
+            lambda cursor: cursor.fetchone()[0])
+
+    def _datetime_seeks(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
+                        binder: Binder) -> list[str]:
+        """Bounds on ``items.datetime`` implied by the date ranges of the query (an item's
+        datetime lies within known distances of its start and end), for walking the
+        datetime index from where matches can start."""
+        seeks = []
+        for cond in where:
+            if cond.span is None:
+                continue
+            lo, hi = self._datetime_bounds(conn, generation, cond.span)
+            if hi is not None:
+                seeks.append(f"items.datetime <= {binder.bind(hi)}")
+            if lo is not None:
+                seeks.append(f"items.datetime >= {binder.bind(lo)}")
+        return seeks
+
+    def _datetime_bounds(self, conn: sqlite3.Connection, generation: int,
+                         span: tuple[float, float]) -> tuple[float | None, float | None]:
+        """The bounds of the ``datetime`` of items whose [start, end] intersects ``span``."""
+        before, after = self._cached(
+            conn, generation,
+            "SELECT (SELECT value FROM store_info WHERE key = 'datetime_from_start'), "
+            "(SELECT value FROM store_info WHERE key = 'end_from_datetime')", {},
+            lambda cursor: cursor.fetchone())
+        lo, hi = span
+        return (lo - after if lo != -math.inf and after is not None else None,
+                hi + before if hi != math.inf and before is not None else None)
+
+    def _recency_range(self, conn: sqlite3.Connection, generation: int,
+                       span: tuple[float, float]) -> tuple[int, int] | None:
+        """The rowids (recency keys) of the items whose [start, end] may intersect ``span``;
+        None if that is not a range (no bound, or keys once spilled out of their second)."""
+        lo, hi = self._datetime_bounds(conn, generation, span)
+        if (lo is None and hi is None) or self._cached(
+                conn, generation, "SELECT value FROM store_info WHERE key = 'spilled'", {},
+                lambda cursor: cursor.fetchone()):
+            return None
+        return (_recency_base(lo) if lo is not None else 1 << _SLOT_BITS,
+                _recency_base(hi) + (1 << _SLOT_BITS) - 1 if hi is not None else 2**62)
+
+    def _sort_keys(self, conn: sqlite3.Connection, generation: int,
+                   sort: list[tuple[str, str, str]]
+                   ) -> tuple[list[tuple[str, str]], tuple | None]:
+        """[(SQL, direction)] of a sort order, the rowid last; and, when it starts with a
+        property ``item_props`` can walk in order, (its name as SQL, its kind, how many items
+        have it)."""
+        keys, lead = [], None
+        for index, (name, sql, direction) in enumerate(sort):
+            if name not in _SORT_COLUMNS and in_props_table(name):
+                kind, present = self._prop_kind(conn, generation, name)
+                if kind is not None:
+                    literal = sql_string(name)
+                    sql = (f"(SELECT value FROM item_props WHERE item = items.rowid AND "
+                           f"name = {literal} AND kind = {kind})")
+                    if index == 0:
+                        lead = (literal, kind, present)
+            keys.append((sql, direction))
+        keys.append(("items.rowid", keys[-1][1]))  # unique tie-breaker, index-friendly
+        return keys, lead
+
+    def _prop_kind(self, conn: sqlite3.Connection, generation: int,
+                   name: str) -> tuple[int | None, int]:
+        """The kind of a property's values when they all have one (they sort in
+        ``item_props`` then), and how many items have it."""
+        found = self._cached(conn, generation,
+                             "SELECT type, sum(n) FROM prop_types WHERE name = :name "
+                             "GROUP BY type", {"name": name}, lambda cursor: cursor.fetchall())
+        kinds = {JSON_TYPE_KINDS.get(kind) for kind, _ in found}
+        if not found:
+            return KIND_NUMBER, 0
+        if len(kinds) == 1 and None not in kinds:
+            return kinds.pop(), sum(n for _, n in found)
+        return None, 0
+
+
+def _sort_spec(query: Query) -> list[tuple[str, str, str]]:
+    """[(field, SQL, direction)] of the query's sort (or the default one), with the id
+    tie-breaker the indexes hold."""
+    spec = []
+    for entry in query.sortby or _DEFAULT_SORT:
+        try:
+            field, direction = entry
+        except (TypeError, ValueError):
+            raise QueryError(f"invalid sortby entry: {entry!r}") from None
+        direction = str(direction).lower()
+        if direction not in ("asc", "desc"):
+            raise QueryError(f"invalid sort direction {direction!r} for {field!r}")
+        if not isinstance(field, str) or not field:
+            raise QueryError(f"invalid sort field: {field!r}")
+        name = property_name(field)
+        if name in _UNSORTABLE:
+            raise QueryError(f"cannot sort by {field!r}")
+        spec.append((name, _SORT_COLUMNS.get(name) or resolve(name).sql, direction))
+    if all(name != "id" for name, _, _ in spec):  # the tie-breaker the indexes hold
+        spec.append(("id", "items.id", spec[-1][2]))
+    return spec
+
+
+def _fts_last(conds: list[Cond], tests: list[str]) -> list[str]:
+    """Tests in the order to make them: free text last, the cheap ones first."""
+    return [t for c, t in zip(conds, tests, strict=True) if c.kind != "fts"] + \
+        [t for c, t in zip(conds, tests, strict=True) if c.kind == "fts"]
+
+
+def _slice(rows: list, keys: list[tuple[str, str]], after: list | None, limit: int,
+           backward: bool) -> list:
+    """Up to limit + 1 of ``rows`` (sorted in the order ``keys``, SQLite's: NULL, numbers,
+    texts) strictly after the key ``after`` - or, ``backward``, strictly before it, nearest
+    first - as the SELECTs of a page would read them."""
+    if after is None:
+        return rows[: limit + 1]
+    directions = [d for _, d in keys]
+    lo, hi = 0, len(rows)
+    while lo < hi:  # the first row after the key (backward: the first not before it)
+        mid = (lo + hi) // 2
+        c = _compare(rows[mid], after, directions)
+        if c < 0 or (c == 0 and not backward):
+            lo = mid + 1
+        else:
+            hi = mid
+    if not backward:
+        return rows[lo: lo + limit + 1]
+    return rows[max(0, lo - limit - 1): lo][::-1]
+
+
+def _compare(a: Any, b: Any, directions: list[str]) -> int:
+    for x, y, direction in zip(a, b, directions, strict=True):
+        rx, ry = _rank(x), _rank(y)
+        c = (rx > ry) - (rx < ry) if rx != ry else 0 if x is None else (x > y) - (x < y)
+        if c:
+            return c if direction == "asc" else -c
+    return 0
+
+
+def _rank(value: Any) -> int:
+    """SQLite's order of types."""
+    if value is None:
+        return 0
+    if isinstance(value, (int, float)):
+        return 1
+    return 2 if isinstance(value, str) else 3
+
+
+def _order_by(keys: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{e} {d.upper()}" for e, d in keys)
+
+
+def _fts_condition(fts: Cond) -> str:
+    """``items_fts MATCH :p`` of the free-text condition (for queries on ``items_fts``)."""
+    m = _PARAM.search(fts.sql)  # items.rowid IN (SELECT ... WHERE items_fts MATCH :p)
+    assert m is not None
+    return f"items_fts MATCH :{m.group(1)}"
+
+
+_PARAM = re.compile(r":([A-Za-z_]\w*)")
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -649,10 +1361,22 @@ class _Changes:
         self.extents: dict[str, list[float | None]] = {}
         #: collection -> (start, end, minx, miny, maxx, maxy) of the removed items
         self.gone: dict[str, list[tuple]] = {}
+        #: the largest datetime - start and end - datetime of the added items: bounds kept by
+        #: the store (never lowered: they stay bounds), for seeking the datetime index
+        self.spans: dict[str, float] = {}
+        #: time_hist bucket -> [starts, ends] changes
+        self.hist: dict[int, list[int]] = {}
+        self.written = 0  # items added and removed
 
     def added(self, row: _Row) -> None:
+        self.written += 1
         c = row.collection
         self.count[c] += 1
+        if row.datetime is not None:  # (then start and end are not None either)
+            for key, span in (("datetime_from_start", row.datetime - row.start),
+                              ("end_from_datetime", row.end - row.datetime)):
+                self.spans[key] = max(span, self.spans.get(key, span))
+            self._count_times(row.start, row.end, +1)
         for name, kind in row.types:
             self.types[(c, name, kind)] += 1
         ext = self.extents.setdefault(c, [None] * 6)
@@ -667,9 +1391,16 @@ class _Changes:
             if value is not None:
                 ext[i] = value if ext[i] is None else pick(ext[i], value)
 
+    def _count_times(self, start: float | None, end: float | None, step: int) -> None:
+        for index, t in enumerate((start, end)):
+            if t is not None:
+                self.hist.setdefault(_bucket(t), [0, 0])[index] += step
+
     def removed(self, row: tuple) -> None:
         _, c, start, end, minx, miny, maxx, maxy, props = row
+        self.written += 1
         self.count[c] -= 1
+        self._count_times(start, end, -1)
         for name, kind in _property_types(json.loads(props) if props else {}):
             self.types[(c, name, kind)] -= 1
         if minx is not None and minx > maxx:
@@ -683,6 +1414,16 @@ class _Changes:
             [(c, name, t, n) for (c, name, t), n in self.types.items() if n],
         )
         conn.execute("DELETE FROM prop_types WHERE n <= 0")
+        conn.executemany(
+            "INSERT INTO time_hist (bucket, starts, ends) VALUES (?, ?, ?) ON CONFLICT (bucket) "
+            "DO UPDATE SET starts = starts + excluded.starts, ends = ends + excluded.ends",
+            [(bucket, starts, ends) for bucket, (starts, ends) in self.hist.items()
+             if starts or ends])
+        conn.execute("DELETE FROM time_hist WHERE starts <= 0 AND ends <= 0")
+        conn.executemany(
+            "INSERT INTO store_info (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            list(self.spans.items()))
         for c in set(self.count) | set(self.gone):
             self._save_stats(conn, c)
 
@@ -740,8 +1481,8 @@ def _on_edge(gone: tuple, old: tuple) -> bool:
 class _Row:
     """The columns of one item, computed before the write transaction starts."""
 
-    __slots__ = ("bbox", "collection", "datetime", "end", "geometry", "id", "json", "props",
-                 "start", "text", "title", "types")
+    __slots__ = ("bbox", "collection", "datetime", "end", "geometry", "id", "json", "prop_rows",
+                 "props", "start", "text", "title", "types")
 
     def __init__(self, item: dict) -> None:
         collection, item_id = item.get("collection"), item.get("id")
@@ -768,6 +1509,7 @@ class _Row:
             _text(keywords),
         )
         self.types = list(_property_types(props))
+        self.prop_rows = property_rows(props)
         rest = dict(item)
         if "properties" in item:
             rest["properties"] = None  # keeps the key's place; props holds the value
@@ -775,6 +1517,21 @@ class _Row:
         else:
             self.props = None
         self.json = _dumps(rest)
+
+
+_BUCKET_BITS = 20  # time_hist buckets: 2^20 seconds (about 12 days)
+
+
+def _recency_base(datetime: float | None) -> int:
+    """The first recency key (rowid) of the items of this datetime's second (undated: 0)."""
+    if datetime is None:
+        return 0
+    slot = min(max(math.floor(datetime), -_SECONDS), _SECONDS - 1) + _SECONDS + 1
+    return slot << _SLOT_BITS
+
+
+def _bucket(t: float) -> int:
+    return math.floor(t) >> _BUCKET_BITS
 
 
 def _first(*values: float | None) -> float | None:
@@ -867,7 +1624,20 @@ def _in_list(column: str, values: list[str], binder: Binder) -> str:
     return f"{column} IN ({', '.join(binder.bind(v) for v in values)})"
 
 
-def _datetime_conditions(interval: Any, binder: Binder) -> list[str]:
+#: a search term that the FTS tokenizer reads as one token: itself, in lower case
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+#: a side of a date range: ``items.start`` or ``items."end"``, an operator, a parameter
+_TIME_SIDE = re.compile(r'items\.(start|"end") (<=|<|>=|>|=) :(\w+)')
+
+
+def _unindexed(sql: str) -> str:
+    """Ranges on ``items`` columns, as tests no index serves."""
+    return sql.replace("items.", "+items.")
+
+
+def _datetime_conditions(interval: Any,
+                         binder: Binder) -> tuple[list[str], tuple[float, float]]:
     if not isinstance(interval, Interval):
         interval = Interval(interval, interval)
     bounds = interval_bounds(interval)
@@ -881,7 +1651,7 @@ def _datetime_conditions(interval: Any, binder: Binder) -> list[str]:
         conditions.append(f"items.start <= {binder.bind(hi)}")
     if lo != -math.inf:
         conditions.append(f'items."end" >= {binder.bind(lo)}')
-    return conditions or ['items."end" IS NOT NULL']
+    return conditions or ['items."end" IS NOT NULL'], (lo, hi)
 
 
 def _flip(direction: str) -> str:
@@ -889,7 +1659,8 @@ def _flip(direction: str) -> str:
 
 
 #: sort expressions that are never NULL (no NULL block to page through)
-_NOT_NULL = {"items.id", "items.collection", "items.rowid", "items_fts.rowid", _BM25}
+_NOT_NULL = {"items.id", "items.collection", "items.rowid", "items_fts.rowid", _BM25,
+             "s.value", "s.id", "s.item"}
 
 
 def _after(keys: list[tuple[str, str]], values: list[Any], binder: Binder) -> str:
@@ -942,9 +1713,7 @@ def _nudge(key: list[Any], keys: list[tuple[str, str]], step: int) -> list[Any]:
     return [*key[:-1], key[-1] + step * forward]
 
 
-def _signature(sort: list[tuple[str, str, str]], ranked_q: list[str] | None) -> list:
-    if ranked_q is not None:
-        return ["rank", list(ranked_q)]
+def _signature(sort: list[tuple[str, str, str]]) -> list:
     return [[name, direction] for name, _, direction in sort]
 
 
@@ -972,8 +1741,8 @@ def _decode_token(token: str) -> dict[str, Any]:
 
 
 def _key_length(signature: Any) -> int:
-    if isinstance(signature, list) and signature[:1] == ["rank"]:
-        return 2
+    if isinstance(signature, list) and signature[:1] in (["rank"], ["rank-fields"]):
+        return 2  # [score or field tier, rowid]
     return len(signature) + 1 if isinstance(signature, list) else -1
 
 
