@@ -9,3 +9,6 @@ test:  ## install what the tests need and run every test
 bench:  ## run the benchmarks (see benchmarks/README.md)
 	scripts/setup-env.sh test
 	.venv/bin/python benchmarks/crawl.py
+	.venv/bin/python benchmarks/search.py
+	.venv/bin/python benchmarks/startup.py
+	.venv/bin/python benchmarks/pull.py

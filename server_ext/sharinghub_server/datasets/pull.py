@@ -186,9 +186,11 @@ def _same_repo(dest: Path, url: str) -> bool:
 def _run_worker(job: Job, dest: Path, remotes: dict, progress: CacheProgress | None,
                 jobs: int | None, action: str = "pull") -> None:
     request = json.dumps({"repo": str(dest), "remotes": remotes, "jobs": jobs, "action": action})
+    # no usage report from DVC: a server's pulls are not a person's commands
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sharinghub_server.datasets.worker"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=dest, text=True,
+                            stderr=subprocess.PIPE, cwd=dest, text=True, env=env,
                             start_new_session=True)
     assert proc.stdin is not None
     proc.stdin.write(request)
