@@ -67,14 +67,6 @@ class CrawlScheduler:
         if running is not None:
             running.join(timeout)
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait for the running crawl, if any; True when none is running any more."""
-        running = self._running
-        if running is not None:
-            running.join(timeout)
-            return not running.is_alive()
-        return True
-
     # --- state ----------------------------------------------------------------------------
 
     @property

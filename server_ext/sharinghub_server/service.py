@@ -44,6 +44,7 @@ class RemoteFile:
 @dataclass(frozen=True)
 class LocalFile:
     path: Path
+    size: int
 
 
 class CatalogService:
@@ -164,5 +165,5 @@ class CatalogService:
                 raise NotFound(f"no file {clean!r} in {item_id}")
             if ".git" in target.relative_to(root).parts:
                 raise NotFound(f"no file {clean!r} in {item_id}")
-            return LocalFile(target)
+            return LocalFile(target, target.stat().st_size)
         raise NotFound(f"no downloads from the source of {item_id}")

@@ -10,6 +10,7 @@ import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import pystac
 import shapely
@@ -189,7 +190,7 @@ def _base_item(record: ProjectRecord,
         for collection, urls in related.items():
             for url in urls if isinstance(urls, list) else [urls]:
                 if isinstance(url, str) and url:
-                    path = _project_path(url, record.host_url)
+                    path = _project_path(url)
                     links.append({"rel": "derived_from", "type": "application/geo+json",
                                   "title": f"{collection}: {path}",
                                   "href": hrefs.item_href(str(collection), path)})
@@ -378,10 +379,8 @@ def _providers(value: Any, record: ProjectRecord, problems: list[str]) -> list[d
     return providers
 
 
-def _project_path(url: str, host_url: str) -> str:
+def _project_path(url: str) -> str:
     """``https://gitlab.example.com/group/project`` → ``group/project``."""
-    from urllib.parse import urlsplit
-
     path = urlsplit(url).path if "://" in url else url
     return path.strip("/").removesuffix(".git")
 

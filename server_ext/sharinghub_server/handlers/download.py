@@ -68,7 +68,7 @@ class DownloadHandler(SharingHubHandler):
         self.finish()
 
     async def _local(self, target: LocalFile) -> None:
-        size = os.path.getsize(target.path)
+        size = target.size
         start, end = 0, size - 1
         spec = self.request.headers.get("Range")
         if spec:

@@ -16,6 +16,7 @@ import gitlab.exceptions
 import requests
 
 from ..catalog.dvc_outputs import is_dvc_file
+from ..catalog.frontmatter import parse_readme
 from .base import SourceError, repo_fingerprint
 from .records import ProjectRecord, Ref, Release, Tag
 
@@ -242,7 +243,5 @@ def _spdx(lic: dict[str, Any]) -> str | None:
 
 def _declares_license(readme: str | None) -> bool:
     """Whether the front matter names a license, so GitLab's detection is not needed."""
-    from ..catalog.frontmatter import parse_readme
-
     meta, _, _ = parse_readme(readme)
     return bool(meta.get("license"))

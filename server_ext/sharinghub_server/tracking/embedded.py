@@ -34,10 +34,6 @@ class EmbeddedMLflow:
                 self._future = self.executor.submit(self._load)
             return self._future
 
-    @property
-    def loaded(self) -> bool:
-        return self._future is not None and self._future.done()
-
     def _load(self):
         backend = self.backend_store_uri
         if backend.startswith("sqlite:///"):
