@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from .catalog.categories import DEFAULT_CATEGORIES, load_categories
 
@@ -51,6 +51,11 @@ class SharingHub(ExtensionApp):
     mlflow_tracking_uri = Unicode("", config=True,
                                   help="empty: the embedded MLflow server; else an external "
                                        "one [SHARINGHUB_MLFLOW_URI]")
+    mlflow_sharinghub = Bool(True, config=True,
+                             help="the external MLflow server (mlflow_tracking_uri) is an "
+                                  "MLflow SharingHub server: each project's runs and models "
+                                  "at <uri>/<project path>/tracking/; False: one tracking "
+                                  "root for every project")
     mlflow_backend_store_uri = Unicode("", config=True,
                                        help="embedded MLflow backend store (default: SQLite "
                                             "in the Jupyter data dir; postgresql:// works)")
@@ -121,6 +126,22 @@ class SharingHub(ExtensionApp):
                                            thread_name_prefix="sharinghub")
         self.settings["sharinghub_service"] = self.service
         self.settings["sharinghub_executor"] = self.executor
+        self._init_tracking()
+        self.service.start()
+        self.log.info("sharinghub: index %s, %d source(s)", _safe_url(self.index_url),
+                      len(sources))
+
+    def _init_tracking(self) -> None:
+        """MLflow: the tracking service (registry → catalog, lineage), and the embedded
+        server (loaded on the first request) unless an external one is configured."""
+        from .tracking.service import TrackingService
+
+        self.tracking = TrackingService(self.service, external_uri=self.mlflow_tracking_uri,
+                                        token=self.gitlab_token,
+                                        per_project=self.mlflow_sharinghub)
+        self.service.decorate_item = self.tracking.decorate
+        self.service.scheduler.after_crawl.append(self.tracking.refresh_later)
+        self.settings["sharinghub_tracking"] = self.tracking
         if not self.mlflow_tracking_uri:
             from jupyter_server.utils import url_path_join
 
@@ -130,17 +151,20 @@ class SharingHub(ExtensionApp):
                 backend_store_uri=self.mlflow_backend_store_uri,
                 artifacts_destination=self.mlflow_artifacts_destination,
                 static_prefix=url_path_join(self.serverapp.base_url, "sharinghub/mlflow"),
-                executor=self.executor)
-        self.service.start()
-        self.log.info("sharinghub: index %s, %d source(s)", _safe_url(self.index_url),
-                      len(sources))
+                executor=self.executor, on_load=self.tracking.attach)
+        elif not self.service.sources:
+            # no crawl will run: read the external registry once at start
+            self.tracking.refresh_later()
 
     def initialize_handlers(self) -> None:
         from .handlers import routes
 
-        self.handlers.extend(routes(embedded_mlflow=not self.mlflow_tracking_uri))
+        self.handlers.extend(routes(external_mlflow=bool(self.mlflow_tracking_uri)))
 
     async def stop_extension(self) -> None:
+        tracking = getattr(self, "tracking", None)
+        if tracking is not None:
+            tracking.close()
         service = getattr(self, "service", None)
         if service is not None:
             service.close()

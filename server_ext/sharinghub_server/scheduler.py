@@ -35,6 +35,8 @@ class CrawlScheduler:
         self._cancel = threading.Event()
         self._timer: threading.Thread | None = None
         self._started: str | None = None
+        #: called (in the crawl thread) after every crawl, finished or not
+        self.after_crawl: list[Callable[[], None]] = []
 
     # --- control --------------------------------------------------------------------------
 
@@ -96,6 +98,11 @@ class CrawlScheduler:
             self._factory().crawl(progress, self._cancel)
         except Exception:  # a crawl must never take the server down
             log.exception("sharinghub crawl failed")
+        for listener in self.after_crawl:
+            try:
+                listener()
+            except Exception:
+                log.exception("sharinghub: after-crawl listener failed")
 
     def _tick(self) -> None:
         while not self._stop.is_set():

@@ -8,12 +8,14 @@ event loop.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .catalog.categories import Category
+from .index.query import Page, Query
 from .index.store import IndexStore
 from .scheduler import CrawlScheduler
 from .sources.records import ProjectRecord
@@ -62,6 +64,8 @@ class CatalogService:
         self.dvc_remotes = dict(dvc_remotes or {})
         self.jobs = JobManager(max_workers=max_jobs)
         self._versions = VersionReader()
+        #: called on every served item after its overlays (the tracking link, say)
+        self.decorate_item: Callable[[dict], dict] | None = None
         self.scheduler = CrawlScheduler(self._crawler, store, interval=crawl_interval)
 
     def _crawler(self) -> Crawler:
@@ -99,6 +103,31 @@ class CatalogService:
         if source is None:
             raise NotFound(f"the source of {item_id} is not configured on this server")
         return ProjectRecord.from_json(state["record"]), source
+
+    # --- items, as served: crawled, with their overlays merged in ----------------------------
+
+    def get_item(self, collection: str, item_id: str) -> dict | None:
+        item = self.store.get_item(collection, item_id)
+        if item is None:
+            return None
+        return self._with_overlays([item])[0]
+
+    def search(self, query: Query) -> Page:
+        page = self.store.search(query)
+        page.items = self._with_overlays(page.items)
+        return page
+
+    def _with_overlays(self, items: list[dict]) -> list[dict]:
+        from .catalog.models import apply_overlays
+
+        found = self.store.overlays([item["id"] for item in items]) if items else {}
+        decorate = self.decorate_item
+        out = []
+        for item in items:
+            if item["id"] in found:
+                item = apply_overlays(item, found[item["id"]])
+            out.append(decorate(item) if decorate is not None else item)
+        return out
 
     # --- DVC ------------------------------------------------------------------------------
 

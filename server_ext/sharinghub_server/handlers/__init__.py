@@ -21,7 +21,7 @@ API = r"/sharinghub/api"
 STAC = rf"{API}/stac"
 
 
-def routes(*, embedded_mlflow: bool = True) -> list[tuple]:
+def routes(*, external_mlflow: bool = False) -> list[tuple]:
     """Every route of the extension (the auth test enumerates these)."""
     found = [
         (rf"{STAC}/?", LandingHandler),
@@ -40,8 +40,8 @@ def routes(*, embedded_mlflow: bool = True) -> list[tuple]:
         (rf"{API}/dvc/pull/?", PullHandler),
         (rf"{API}/dvc/jobs/([0-9a-f]+)/?", JobHandler),
     ]
-    if embedded_mlflow:
-        from .mlflow import MLflowHandler
+    from .mlflow import MLflowHandler, MLflowProxyHandler
 
-        found.append((r"/sharinghub/mlflow(/.*)?", MLflowHandler))
+    found.append((r"/sharinghub/mlflow(/.*)?",
+                  MLflowProxyHandler if external_mlflow else MLflowHandler))
     return found

@@ -48,7 +48,7 @@ class ItemHandler(SharingHubHandler):
     @web.authenticated
     async def get(self, cid: str, item_id: str) -> None:
         self.service.category(cid)
-        stored = await self.run(self.service.store.get_item, cid, item_id)
+        stored = await self.run(self.service.get_item, cid, item_id)
         if stored is None:
             raise NotFound(f"no item {item_id!r} in collection {cid!r}")
         self.write_json(responses.item(self.api_root, stored), content_type=GEOJSON)
@@ -82,7 +82,7 @@ class _SearchBase(SharingHubHandler):
         return links
 
     async def _answer(self, query: Query, links) -> None:
-        page = await self.run(self.service.store.search, query)
+        page = await self.run(self.service.search, query)
         self.write_json(
             responses.item_collection(self.api_root, page.items, page.matched, links(page)),
             content_type=GEOJSON)

@@ -18,6 +18,8 @@ Layout (``SCHEMA_VERSION``):
   turns a filter on a property into an index range, and a sort on one into an index walk in
   the sort's order (ties by id, like every sort); a second index (item, name, kind) looks up
   one item's value.
+* ``overlays``: JSON per (item id, key) that the service merges into served items (registered
+  MLflow models); outside every crawl and every schema rebuild.
 * ``items_fts`` (FTS5 over title, description, keywords; rowid = item rowid) for ``q``, and
   ``term_docs``: how many items each of its tokens is in, recounted by :meth:`maintain` (a
   one-word search is counted from it while the FTS index is unchanged since).
@@ -110,6 +112,12 @@ SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS overlays (
+    item TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (item, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS project_states (
     source TEXT NOT NULL,
     project TEXT NOT NULL,
@@ -535,7 +543,32 @@ class SQLiteStore(IndexStore):
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                          (key, _dumps(value)))
 
+    def set_overlay(self, item_id: str, key: str, value: Any | None) -> None:
+        with self._write() as conn:
+            if value is None:
+                conn.execute("DELETE FROM overlays WHERE item = ? AND key = ?", (item_id, key))
+            else:
+                conn.execute("INSERT OR REPLACE INTO overlays (item, key, value) "
+                             "VALUES (?, ?, ?)", (item_id, key, _dumps(value)))
+
     # --- simple reads -----------------------------------------------------------------------
+
+    def overlays(self, item_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        conn = self._conn()
+        if item_ids is None:
+            rows = conn.execute("SELECT item, key, value FROM overlays").fetchall()
+        else:
+            ids = sorted(set(item_ids))
+            rows = []
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows += conn.execute(
+                    "SELECT item, key, value FROM overlays WHERE item IN "
+                    f"({', '.join('?' * len(chunk))})", chunk).fetchall()
+        found: dict[str, dict[str, Any]] = {}
+        for item, key, value in rows:
+            found.setdefault(item, {})[key] = json.loads(value)
+        return found
 
     def get_meta(self, key: str) -> Any | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

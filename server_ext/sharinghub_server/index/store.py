@@ -5,6 +5,8 @@ The store holds two things:
 
 * **items**: STAC Item dicts (JSON-ready), each with ``collection`` set. One project can give
   several items (one per collection it belongs to); items are grouped by ``(source, project)``.
+* **overlays**: what is known about an item from elsewhere (registered MLflow models), kept
+  apart from crawled items so that an update shows at once and no crawl undoes it.
 * **project states**: whatever the crawler wants to remember about a project between crawls
   (its :class:`~sharinghub_server.sources.records.ProjectRecord` JSON, fingerprints).
 
@@ -69,6 +71,16 @@ class IndexStore(abc.ABC):
     def queryables(self, collection: str | None = None) -> dict[str, str]:
         """Property name -> JSON type ("string", "number", "integer", "boolean", "array",
         "object") of the properties items hold (of one collection, or all)."""
+
+    @abc.abstractmethod
+    def set_overlay(self, item_id: str, key: str, value: Any | None) -> None:
+        """Store (``None``: remove) what is known about an item outside its project, such as
+        its registered models. Overlays belong to the item id, not to a crawl: crawls neither
+        see nor remove them."""
+
+    @abc.abstractmethod
+    def overlays(self, item_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """item id -> {key: value} for the given ids (all, if ``None``) that have overlays."""
 
     @abc.abstractmethod
     def get_meta(self, key: str) -> Any | None:

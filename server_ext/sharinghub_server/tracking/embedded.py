@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 
 class EmbeddedMLflow:
     def __init__(self, *, backend_store_uri: str, artifacts_destination: str,
-                 static_prefix: str, executor: Executor) -> None:
+                 static_prefix: str, executor: Executor,
+                 on_load: Callable[[Any, str], Any] | None = None) -> None:
         """``static_prefix`` is the URL path the server lives under, as the browser sends it
-        (percent-encoded, like Jupyter's base_url); WSGI sees it decoded."""
+        (percent-encoded, like Jupyter's base_url); WSGI sees it decoded. ``on_load(app,
+        prefix)`` returns the app to serve (the tracking service wraps it to watch it)."""
+        self.on_load = on_load
         self.backend_store_uri = backend_store_uri
         self.artifacts_destination = artifacts_destination
         self.static_prefix = unquote(static_prefix).rstrip("/")
@@ -55,5 +60,16 @@ class EmbeddedMLflow:
         })
         from mlflow.server import app
 
-        return app
+        _open_stores(app, self.static_prefix)
+        return self.on_load(app, self.static_prefix) if self.on_load else app
+
+
+def _open_stores(app: Any, prefix: str) -> None:
+    """Open (create, migrate) the tracking and registry stores now, in this one thread:
+    MLflow opens them on first use, and two first uses at once race in its migrations."""
+    from werkzeug.test import Client
+
+    client = Client(app)
+    for path in ("api/2.0/mlflow/experiments/search", "api/2.0/mlflow/registered-models/search"):
+        client.get(f"{prefix}/{path}", query_string={"max_results": 1}).close()
 

@@ -1,0 +1,296 @@
+"""Registered MLflow model versions → what an item gains: ``mlflow:model`` links, a
+``mlflow:tracking-uri`` link, a model asset per version and, for items declaring ``mlm``, the
+``mlm:model`` role and ``mlm:input``/``mlm:output`` from the model signature.
+
+Pure functions over plain dicts. The registry sync (``tracking.registry``) describes each
+version as a :class:`ModelVersion`; the index stores them as an item *overlay* and the service
+merges it into the item each time it is served, so a registration shows at once and survives
+any crawl.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from .assets import MODEL_ARTIFACT_TYPES
+from .hrefs import item_href
+from .validate import MLM_SCHEMA
+
+#: overlay key of registered models in the index
+OVERLAY_KEY = "mlflow"
+
+#: flavour → (file inside the model directory, or the MLmodel key naming it; media type;
+#: mlm:artifact_type), most specific first
+_FLAVOURS: tuple[tuple[str, str, str, str], ...] = (
+    ("onnx", "data", "application/onnx", "onnx"),
+    ("pytorch", "model_data", "application/octet-stream; framework=pytorch", "torch.save"),
+    ("keras", "data", "application/octet-stream; framework=tensorflow",
+     "tf.keras.Model.save"),
+    ("tensorflow", "saved_model_dir", "application/octet-stream; framework=tensorflow",
+     "tf.saved_model"),
+    ("sklearn", "pickled_model", "application/octet-stream", "pickle.dump"),
+    ("xgboost", "data", "application/octet-stream", "xgboost.Booster.save_model"),
+    ("lightgbm", "data", "application/octet-stream", "lightgbm.Booster.save_model"),
+)
+
+#: MLflow signature types → mlm (raster) data types
+_DATA_TYPES = {
+    "float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
+    "float16": "float16", "int8": "int8", "int16": "int16", "int32": "int32",
+    "integer": "int32", "int64": "int64", "long": "int64", "uint8": "uint8",
+    "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
+}
+
+_DIM_NAMES = {1: ["batch"], 2: ["batch", "channel"], 3: ["batch", "height", "width"],
+              4: ["batch", "channel", "height", "width"]}
+
+
+@dataclass
+class ModelFile:
+    """The file (or folder) that holds a version's model, and how to name its type."""
+
+    path: str  # inside the model's artifact directory
+    media_type: str
+    artifact_type: str
+
+
+@dataclass
+class ModelVersion:
+    """One registered version, as the registry sync read it."""
+
+    name: str
+    version: str
+    aliases: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    created: str | None = None  # ISO 8601
+    description: str = ""
+    #: href of the model's artifact directory (relative to the API root, or absolute)
+    artifacts_href: str | None = None
+    flavors: list[str] = field(default_factory=list)
+    model_file: ModelFile | None = None
+    #: MLflow signature: {"inputs": [...], "outputs": [...]} (decoded JSON), if logged
+    signature: dict[str, Any] | None = None
+    #: datasets the run was trained on: {"item", "collection", "rev", "commit", "digest"}
+    datasets: list[dict[str, str]] = field(default_factory=list)
+    #: the tracking root it was read from ("" or "<project path>/tracking")
+    base: str = ""
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelVersion:
+        data = dict(data)
+        if data.get("model_file"):
+            data["model_file"] = ModelFile(**data["model_file"])
+        return cls(**data)
+
+
+def model_file(mlmodel: dict[str, Any]) -> ModelFile | None:
+    """The main file of a logged model, from its ``MLmodel`` document."""
+    flavors = mlmodel.get("flavors") or {}
+    for flavor, key, media_type, artifact_type in _FLAVOURS:
+        conf = flavors.get(flavor)
+        if isinstance(conf, dict):
+            path = conf.get(key)
+            if isinstance(path, str) and path:
+                suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+                return ModelFile(path, media_type,
+                                 artifact_type if flavor != "sklearn"
+                                 else MODEL_ARTIFACT_TYPES.get(suffix, artifact_type))
+    return None
+
+
+def signature_of(mlmodel: dict[str, Any]) -> dict[str, Any] | None:
+    """The signature of an ``MLmodel`` document, its JSON strings decoded."""
+    raw = mlmodel.get("signature")
+    if not isinstance(raw, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in ("inputs", "outputs"):
+        value = raw.get(key)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if isinstance(value, list):
+            out[key] = value
+    return out or None
+
+
+def overlay(versions: list[ModelVersion], tracking_href: str,
+            experiment: str | None = None) -> dict[str, Any]:
+    """The overlay stored for an item with these registered versions."""
+    return {"tracking_uri": tracking_href, "experiment": experiment,
+            "models": [v.to_json() for v in versions]}
+
+
+def apply_overlays(item: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``item`` with its overlays merged in (the item itself is not changed)."""
+    data = overlays.get(OVERLAY_KEY)
+    if not data:
+        return item
+    return apply_models(item, [ModelVersion.from_json(v) for v in data.get("models", [])],
+                        data.get("tracking_uri"), data.get("experiment"))
+
+
+def apply_models(item: dict[str, Any], versions: list[ModelVersion],
+                 tracking_href: str | None, experiment: str | None = None) -> dict[str, Any]:
+    out = {**item, "links": list(item.get("links", [])), "assets": dict(item.get("assets", {})),
+           "properties": dict(item.get("properties", {})),
+           "stac_extensions": list(item.get("stac_extensions", []))}
+    props = out["properties"]
+    declares_mlm = any(k.startswith("mlm:") for k in props)
+    if tracking_href:
+        link = {"rel": "mlflow:tracking-uri", "href": tracking_href,
+                "type": "application/json", "title": "MLflow tracking server"}
+        if experiment:
+            link["mlflow:experiment"] = experiment
+        out["links"] = [lk for lk in out["links"] if lk.get("rel") != "mlflow:tracking-uri"]
+        out["links"].append(link)
+    for v in versions:
+        title = f"{v.name} v{v.version}"
+        if v.aliases:
+            title += " (" + ", ".join(f"@{a}" for a in v.aliases) + ")"
+        out["links"].append({"rel": "mlflow:model", "href": _model_href(v), "title": title,
+                             "mlflow:uri": v.uri, "mlflow:name": v.name,
+                             "mlflow:version": v.version, "mlflow:aliases": list(v.aliases),
+                             **({"mlflow:run-id": v.run_id} if v.run_id else {})})
+        for ds in v.datasets:
+            _derive(out["links"], ds)
+        asset = _model_asset(v, declares_mlm)
+        if asset is not None:
+            out["assets"][f"mlflow-model-{_key(v.name)}-v{v.version}"] = asset
+    if declares_mlm and any("mlm:model" in a.get("roles", []) for a in out["assets"].values()):
+        if MLM_SCHEMA not in out["stac_extensions"]:
+            out["stac_extensions"].append(MLM_SCHEMA)
+        latest = _latest_signed(versions)
+        if latest is not None:
+            inputs, outputs = mlm_io(latest.signature or {}, props.get("mlm:tasks"))
+            if inputs and not props.get("mlm:input"):
+                props["mlm:input"] = inputs
+            if outputs and not props.get("mlm:output"):
+                props["mlm:output"] = outputs
+    return out
+
+
+def mlm_io(signature: dict[str, Any], tasks: Any) -> tuple[list[dict], list[dict]]:
+    """``mlm:input``/``mlm:output`` from an MLflow signature (empty lists when it cannot say:
+    outputs need the item's ``mlm:tasks``)."""
+    inputs = _io_objects(signature.get("inputs") or [], "input")
+    outputs: list[dict] = []
+    if isinstance(tasks, list) and tasks:
+        for obj in _io_objects(signature.get("outputs") or [], "output"):
+            outputs.append({"name": obj["name"], "tasks": list(tasks), "result": obj["input"],
+                            **({"description": obj["description"]}
+                               if "description" in obj else {})})
+    return inputs, outputs
+
+
+def _io_objects(specs: list[dict], default_name: str) -> list[dict]:
+    tensors = [s for s in specs if isinstance(s, dict) and s.get("type") == "tensor"]
+    if tensors:
+        out = []
+        for i, spec in enumerate(tensors):
+            ts = spec.get("tensor-spec") or {}
+            shape = [d if isinstance(d, int) and d >= -1 else -1 for d in ts.get("shape") or []]
+            if not shape:
+                continue
+            out.append({"name": spec.get("name") or (default_name if i == 0
+                                                     else f"{default_name}_{i}"),
+                        "bands": [],
+                        "input": {"shape": shape, "dim_order": _dim_order(len(shape)),
+                                  "data_type": _DATA_TYPES.get(str(ts.get("dtype")), "other")}})
+        return out
+    columns = [s for s in specs if isinstance(s, dict) and s.get("type")]
+    if not columns:
+        return []
+    kinds = {_DATA_TYPES.get(str(c["type"]), "other") for c in columns}
+    names = [str(c.get("name")) for c in columns if c.get("name")]
+    obj: dict[str, Any] = {"name": default_name, "bands": [],
+                           "input": {"shape": [-1, len(columns)],
+                                     "dim_order": ["batch", "channel"],
+                                     "data_type": kinds.pop() if len(kinds) == 1 else "other"}}
+    if names:
+        obj["description"] = "columns: " + ", ".join(names)
+    return [obj]
+
+
+def _dim_order(rank: int) -> list[str]:
+    if rank in _DIM_NAMES:
+        return list(_DIM_NAMES[rank])
+    return ["batch", *[f"dim_{chr(ord('a') + i)}" for i in range(rank - 1)]]
+
+
+def _latest_signed(versions: list[ModelVersion]) -> ModelVersion | None:
+    signed = [v for v in versions if v.signature]
+    return max(signed, key=lambda v: _version_number(v.version)) if signed else None
+
+
+def _version_number(version: str) -> int:
+    return int(version) if version.isdigit() else 0
+
+
+def _model_href(v: ModelVersion) -> str:
+    return v.artifacts_href or v.uri
+
+
+def _model_asset(v: ModelVersion, declares_mlm: bool) -> dict[str, Any] | None:
+    if v.model_file is not None and v.artifacts_href:
+        href = f"{v.artifacts_href.rstrip('/')}/{quote(v.model_file.path)}"
+        asset: dict[str, Any] = {"href": href, "type": v.model_file.media_type}
+        artifact_type = v.model_file.artifact_type
+    elif v.artifacts_href:
+        href = f"{v.artifacts_href.rstrip('/')}/MLmodel"
+        asset = {"href": href, "type": "text/x-yaml"}
+        artifact_type = "mlflow.pyfunc"
+    else:
+        return None
+    aliases = f" ({', '.join('@' + a for a in v.aliases)})" if v.aliases else ""
+    asset["title"] = f"MLflow model {v.name} v{v.version}{aliases}"
+    if v.flavors:
+        asset["description"] = "MLflow flavours: " + ", ".join(v.flavors)
+    asset["mlflow:uri"] = v.uri
+    if declares_mlm:
+        asset["roles"] = ["mlm:model", "data"]
+        asset["mlm:artifact_type"] = artifact_type
+    else:
+        asset["roles"] = ["data"]
+    return asset
+
+
+def _derive(links: list[dict[str, Any]], ds: dict[str, str]) -> None:
+    """A ``derived_from`` link to the dataset version; a link the front matter already has
+    to that item (``related``) gains the version instead of being repeated."""
+    href = _dataset_href(ds)
+    version = {"title": f"{ds['item']} @ {ds.get('rev') or ds.get('commit', '')}".strip(),
+               "sharinghub:rev": ds.get("rev"), "sharinghub:commit": ds.get("commit"),
+               "dvc:md5": ds.get("digest")}
+    for i, link in enumerate(links):
+        if (link.get("rel") == "derived_from" and _same_item(link.get("href", ""), href)
+                and link.get("sharinghub:rev") in (None, ds.get("rev"))):
+            links[i] = {**link, **version}
+            return
+    links.append({"rel": "derived_from", "href": href, "type": "application/geo+json",
+                  **version})
+
+
+def _same_item(a: str, b: str) -> bool:
+    """Relative hrefs in the index, absolute ones from elsewhere: compare their item paths."""
+    return a == b or a.endswith("/" + b)
+
+
+def _dataset_href(ds: dict[str, str]) -> str:
+    return item_href(ds.get("collection") or "dataset", ds["item"])
+
+
+def _key(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-") or "model"

@@ -1,0 +1,59 @@
+"""Which MLflow requests the catalog reacts to, and a WSGI middleware that reports them.
+
+The embedded server's app is wrapped by :func:`observed`; the external-mode proxy reports the
+same requests itself. Either way the tracking service hears of every registry write and every
+new run that passes through ``sharinghub/mlflow/``, whichever client made it (MLflow UI, plain
+client, our helpers).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+#: (method, path below the tracking root, request body, status, response body)
+Listener = Callable[[str, str, bytes, int, bytes], None]
+
+_WATCHED = re.compile(
+    r"^(?:ajax-)?api/2\.0/mlflow/(?:registered-models/|model-versions/|runs/create$)")
+_SAFE = ("GET", "HEAD", "OPTIONS")
+
+
+def watched(method: str, path: str) -> bool:
+    """A request whose outcome the catalog needs to see."""
+    return method.upper() not in _SAFE and bool(_WATCHED.match(path.lstrip("/")))
+
+
+def observed(app: Any, prefix: str, listener: Listener) -> Any:
+    """``app`` reporting its watched requests to ``listener`` once answered; ``prefix`` is
+    the static prefix its routes live under (stripped from the reported path)."""
+    root = prefix.rstrip("/") + "/"
+
+    def middleware(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        sub = path[len(root):] if path.startswith(root) else path.lstrip("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not watched(method, sub):
+            return app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        seen: dict[str, int] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            seen["status"] = int(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        result = app(environ, capture)
+        try:
+            chunks = list(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        listener(method, sub, body, seen.get("status", 500), b"".join(chunks))
+        return chunks
+
+    return middleware
