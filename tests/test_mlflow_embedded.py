@@ -5,56 +5,22 @@ MLflow configures its server once per process, so this module runs Jupyter in a 
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.jupyter_proc import jupyter_server
+
 TOKEN = "mlflow-test-token"
 BASE = "/x%40y/"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-    cmd = [jupyter, "server", "--no-browser", f"--port={port}", f"--ServerApp.base_url={BASE}",
-           f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}",
-           f"--SharingHub.index_url=sqlite://{root / 'index.sqlite'}"]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    env = {**os.environ, "JUPYTER_DATA_DIR": str(root / "data")}
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    url = f"http://127.0.0.1:{port}{BASE}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}api/status", headers={"Authorization": f"token {TOKEN}"},
-                            timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise AssertionError((root / "server.log").read_text()[-3000:])
-    yield {"url": url, "root": root, "tracking": f"{url}sharinghub/mlflow"}
-    proc.terminate()
-    proc.wait(15)
-    log.close()
+    with jupyter_server(root, token=TOKEN, base_url=BASE) as proc:
+        yield {"url": proc.url, "root": root, "tracking": proc.tracking}
 
 
 @pytest.fixture
