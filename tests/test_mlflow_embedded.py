@@ -111,3 +111,24 @@ def test_cookie_requests_must_come_from_the_same_origin(server):
     same = session.post(create, json={"name": "from-the-ui"}, timeout=30,
                         headers={"Origin": f"http://{host}"})
     assert same.status_code == 200, same.text
+
+
+def test_artifacts_beyond_tornados_default_body_limit_round_trip(client, tmp_path):
+    """Uploads are bodies of one request: Jupyter raises tornado's 100 MB limit to its
+    ``ServerApp.max_body_size`` (512 MiB), documented in the README."""
+    import hashlib
+
+    big = tmp_path / "weights.bin"
+    chunk = hashlib.sha256(b"seed").digest() * (1 << 15)  # 1 MiB
+    with big.open("wb") as f:
+        for i in range(101):
+            f.write(chunk[i:] + chunk[:i])
+    client.set_experiment("large")
+    with client.start_run() as run:
+        client.log_artifact(str(big))
+    back = client.artifacts.download_artifacts(run_id=run.info.run_id,
+                                               artifact_path="weights.bin",
+                                               dst_path=str(tmp_path / "back"))
+    assert Path(back).stat().st_size == big.stat().st_size == 101 << 20
+    digest = [hashlib.md5(p.read_bytes()).hexdigest() for p in (big, Path(back))]
+    assert digest[0] == digest[1]
