@@ -11,4 +11,5 @@ bench:  ## run the benchmarks (see benchmarks/README.md)
 	.venv/bin/python benchmarks/crawl.py
 	.venv/bin/python benchmarks/search.py
 	.venv/bin/python benchmarks/startup.py
+	.venv/bin/python benchmarks/mlflow.py
 	.venv/bin/python benchmarks/pull.py

@@ -22,6 +22,7 @@ epoch seconds, and the Python SQL functions (exact shapely predicates, ISO strin
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -32,9 +33,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
-
-import shapely
-import shapely.geometry
 
 from .query import (
     TEMPORAL_OPS,
@@ -143,6 +141,8 @@ def _prepared_geometry(text: str) -> Any:
         cache = _PREPARED.cache = OrderedDict()
     geom = cache.get(text)
     if geom is None:
+        import shapely
+
         geom = _parse_geometry(text)
         shapely.prepare(geom)
         cache[text] = geom
@@ -154,6 +154,9 @@ def _prepared_geometry(text: str) -> Any:
 
 
 def _parse_geometry(text: str) -> Any:
+    import shapely
+    import shapely.geometry
+
     try:
         return shapely.from_geojson(text)
     except Exception:  # from_geojson is stricter than the GeoJSON out there
@@ -171,9 +174,14 @@ _SPATIAL = {
     "s_overlaps": ("overlaps", "overlaps"),
     "s_crosses": ("crosses", "crosses"),
 }
-_PREDICATES: dict[str, Callable[[Any, Any], Any]] = {
-    name: getattr(shapely, name) for pair in _SPATIAL.values() for name in pair
-}
+
+
+@functools.cache
+def _predicate(name: str) -> Callable[[Any, Any], Any]:
+    """A shapely predicate by name (shapely, with numpy, loads on first use: not at start)."""
+    import shapely
+
+    return getattr(shapely, name)
 
 
 def sql_spatial(predicate: str, a: str | None, b: str | None) -> int | None:
@@ -182,7 +190,7 @@ def sql_spatial(predicate: str, a: str | None, b: str | None) -> int | None:
     if a is None or b is None:
         return None
     try:
-        return int(bool(_PREDICATES[predicate](_prepared_geometry(a), _parse_geometry(b))))
+        return int(bool(_predicate(predicate)(_prepared_geometry(a), _parse_geometry(b))))
     except Exception:  # an exception escaping a SQL function aborts the whole query
         return None
 
@@ -202,6 +210,9 @@ def geometry_literal(value: Any) -> str:
     """Compact GeoJSON text of a geometry literal (a GeoJSON dict, or a [w, s, e, n] bbox);
     QueryError if it is not a geometry."""
     if isinstance(value, (list, tuple)):
+        import shapely
+        import shapely.geometry
+
         box = bbox_literal(value)
         parts = split_antimeridian(box)
         if len(parts) == 1:
@@ -221,6 +232,8 @@ def geometry_literal(value: Any) -> str:
 
 def geometry_bounds(text: str) -> tuple[float, float, float, float] | None:
     """The bounds of a validated geometry literal, None when empty."""
+    import shapely
+
     bounds = tuple(float(v) for v in shapely.bounds(_prepared_geometry(text)))
     return None if any(math.isnan(v) for v in bounds) else bounds  # type: ignore[return-value]
 

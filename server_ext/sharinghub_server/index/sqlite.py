@@ -74,8 +74,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import shapely
-
 from .query import Interval, Page, Query, QueryError
 from .sql_filter import (
     ESTIMATE_CAP,
@@ -1599,6 +1597,8 @@ def _item_bbox(item: dict) -> tuple[float, float, float, float] | None:
     geometry = item.get("geometry")
     if not geometry:
         return None
+    import shapely
+
     try:
         bounds = shapely.bounds(shapely.from_geojson(_dumps(geometry)))
     except Exception:

@@ -9,6 +9,7 @@ loads and after every crawl, for writes made elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -39,6 +40,8 @@ class RegistrySync:
         self.experiment_name = experiment_name
         self.collection_of = collection_of
         self._lock = threading.Lock()
+        #: (base, name, version, created) -> the version's immutable details
+        self._details: dict[tuple, ModelVersion] = {}
 
     # --- entry points ---------------------------------------------------------------------
 
@@ -102,10 +105,24 @@ class RegistrySync:
         return out
 
     def _version(self, api: MlflowApi, v: dict[str, Any], aliases: list[str]) -> ModelVersion:
-        version = ModelVersion(name=v["name"], version=str(v["version"]), aliases=aliases,
+        """A version as the catalog shows it. What a version is made of (its files, signature,
+        run) never changes: read once, so a model with many versions stays quick to sync;
+        aliases and the description are read each time."""
+        key = (api.base, v["name"], str(v["version"]), v.get("creation_timestamp"))
+        cached = self._details.get(key)
+        if cached is None:
+            cached = self._read_version(api, v)
+            # cached once complete: ready, and its MLmodel read if it has one to read
+            if v.get("status", "READY") == "READY" and (cached.flavors
+                                                        or not cached.artifacts_href):
+                self._details[key] = cached
+        return dataclasses.replace(cached, aliases=aliases,
+                                   description=v.get("description") or "")
+
+    def _read_version(self, api: MlflowApi, v: dict[str, Any]) -> ModelVersion:
+        version = ModelVersion(name=v["name"], version=str(v["version"]),
                                run_id=v.get("run_id") or None,
-                               created=_iso(v.get("creation_timestamp")),
-                               description=v.get("description") or "", base=api.base)
+                               created=_iso(v.get("creation_timestamp")), base=api.base)
         uri = api.download_uri(v["name"], version.version)
         if uri and uri.startswith("mlflow-artifacts:"):
             path = uri[len("mlflow-artifacts:"):].lstrip("/")
