@@ -67,11 +67,16 @@ def datasets_tag(manifests: list[dict[str, Any]]) -> str:
 
 
 class PulledDatasetsContext(RunContextProvider):
-    """Tags runs with the datasets pulled into the working directory."""
+    """Tags runs with the datasets pulled into the working directory. MLflow asks
+    :meth:`in_context` then :meth:`tags` for each new run: the folder is scanned once."""
+
+    def __init__(self) -> None:
+        self._found: list[dict[str, Any]] = []
 
     def in_context(self) -> bool:
-        return bool(find_manifests())
+        self._found = find_manifests()
+        return bool(self._found)
 
     def tags(self) -> dict[str, str]:
-        manifests = find_manifests()
-        return {DATASETS_TAG: datasets_tag(manifests)} if manifests else {}
+        found, self._found = self._found or find_manifests(), []
+        return {DATASETS_TAG: datasets_tag(found)} if found else {}

@@ -17,6 +17,7 @@ import requests
 
 from sharinghub_server.catalog.validate import MLM_SCHEMA, validate
 from tests.support.jupyter_proc import jupyter_server
+from tests.support.polling import poll
 
 TOKEN = "catalog-mlflow-token"
 AUTH = {"Authorization": f"token {TOKEN}"}
@@ -41,17 +42,6 @@ A logistic regression on four numbers.
 """
 
 
-def _poll(fn, what: str, timeout: float = 30):
-    """Bounded polling until ``fn()`` returns something true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = fn()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from sharinghub_server.examples import make_examples
@@ -64,7 +54,7 @@ def server(tmp_path_factory):
     with jupyter_server(tmp / "root", token=TOKEN, base_url="/a%40b/",
                         args=[f"--SharingHub.local_projects={projects}"]) as proc:
         api = f"{proc.url}sharinghub/api/"
-        _poll(lambda: (requests.get(f"{api}index", headers=AUTH, timeout=10).json()
+        poll(lambda: (requests.get(f"{api}index", headers=AUTH, timeout=10).json()
                        .get("last_crawl") or {}).get("finished"), "the first crawl", 60)
         yield proc
 
@@ -99,7 +89,7 @@ def pulled(server):
                       json={"item": DATASET, "rev": "v1.0", "dest": "work/floods"})
     assert r.status_code == 202, r.text
     job = r.json()["job"]
-    state = _poll(lambda: (lambda s: s if s["state"] in ("done", "failed") else None)(
+    state = poll(lambda: (lambda s: s if s["state"] in ("done", "failed") else None)(
         requests.get(f"{api}dvc/jobs/{job}", headers=AUTH, timeout=10).json()),
         "the pull", 120)
     assert state["state"] == "done", state
@@ -122,7 +112,7 @@ def test_every_model_item_names_its_tracking_root_and_experiment(server, mlflow_
         exp = client.get_experiment_by_name(f"flood-model ({FLOOD})")
         return exp if exp is not None and exp.tags.get("project") == FLOOD else None
 
-    _poll(tagged, "the item's experiment")
+    poll(tagged, "the item's experiment")
 
 
 def test_a_registered_model_shows_in_the_catalog_with_its_data_lineage(
@@ -169,7 +159,7 @@ def test_a_registered_model_shows_in_the_catalog_with_its_data_lineage(
         found = _search(server, [FLOOD])[FLOOD]
         return found if _links(found, "mlflow:model") else None
 
-    served = _poll(linked, "the mlflow:model link")
+    served = poll(linked, "the mlflow:model link")
     print(f"register -> link in /search: {time.monotonic() - started:.3f} s")
 
     (model_link,) = _links(served, "mlflow:model")
@@ -196,13 +186,13 @@ def test_a_registered_model_shows_in_the_catalog_with_its_data_lineage(
     # an alias shows at once too
     client = mlflow.MlflowClient()
     client.set_registered_model_alias("flood-head", "champion", version.version)
-    _poll(lambda: _links(_search(server, [FLOOD])[FLOOD], "mlflow:model")[0]
+    poll(lambda: _links(_search(server, [FLOOD])[FLOOD], "mlflow:model")[0]
           ["mlflow:aliases"] == ["champion"], "the alias")
 
     # a crawl rebuilds the item from its project: the registered model stays
     r = requests.post(f"{server.url}sharinghub/api/index", headers=AUTH, timeout=10)
     assert r.status_code == 202
-    _poll(lambda: requests.get(f"{server.url}sharinghub/api/index", headers=AUTH,
+    poll(lambda: requests.get(f"{server.url}sharinghub/api/index", headers=AUTH,
                                timeout=10).json()["state"] == "idle", "the crawl")
     assert _links(_search(server, [FLOOD])[FLOOD], "mlflow:model")
 
@@ -230,7 +220,7 @@ def test_a_plain_client_registration_is_picked_up_and_deletion_removes_it(
         found = _search(server, [TINY])[TINY]
         return found if _links(found, "mlflow:model") else None
 
-    served = _poll(linked, "the plain client's registration")
+    served = poll(linked, "the plain client's registration")
     asset = served["assets"][f"mlflow-model-tiny-v{version.version}"]
     assert "mlm:model" in asset["roles"]
     # the item had no model file: with the registered one it now declares mlm
@@ -240,7 +230,7 @@ def test_a_plain_client_registration_is_picked_up_and_deletion_removes_it(
     validate(served)
 
     client.delete_model_version("tiny", version.version)
-    _poll(lambda: not _links(_search(server, [TINY])[TINY], "mlflow:model"),
+    poll(lambda: not _links(_search(server, [TINY])[TINY], "mlflow:model"),
           "the deletion")
     gone = _search(server, [TINY])[TINY]
     assert MLM_SCHEMA not in gone["stac_extensions"]

@@ -16,7 +16,6 @@ from sharinghub_server.catalog.models import (
     apply_overlays,
     mlm_io,
     model_file,
-    overlay,
     signature_of,
 )
 from sharinghub_server.catalog.validate import MLM_SCHEMA, validate
@@ -45,7 +44,7 @@ def onnx_version(version: str = "1", **changes) -> ModelVersion:
             "model_file": ModelFile("model.onnx", "application/onnx", "onnx"),
             "signature": signature_of({"signature": TENSOR_SIG}),
             "datasets": [{"item": "sharinghub-test/sen1floods11-dataset", "rev": "v1.1",
-                          "commit": "abc", "digest": "d" * 32, "collection": "dataset"}]}
+                          "commit": "abc", "digests": ["d" * 32], "collection": "dataset"}]}
     return ModelVersion(**{**data, **changes})
 
 
@@ -115,14 +114,17 @@ def test_overlays_survive_crawls_and_merge_when_served(tmp_path):
     try:
         base = model_item("sharinghub-test/flood-model")
         store.apply("gitlab", [ProjectUpdate(base["id"], {"v": 1}, [base])], [])
-        store.set_overlay(base["id"], OVERLAY_KEY,
-                          overlay([onnx_version()], "../mlflow/", "flood-model (1)"))
+        store.set_overlay(base["id"], OVERLAY_KEY, {"models": [onnx_version().to_json()]})
         # a crawl replaces the project's items: the overlay stays
         store.apply("gitlab", [ProjectUpdate(base["id"], {"v": 2}, [base])], [])
         found = store.overlays([base["id"], "other/item"])
         assert list(found) == [base["id"]]
         served = apply_overlays(store.get_item("ai-model", base["id"]), found[base["id"]])
         assert any(lk["rel"] == "mlflow:model" for lk in served["links"])
+        # a stored layout with keys this version does not know still serves
+        store.set_overlay(base["id"], OVERLAY_KEY, {"models": [
+            {**onnx_version().to_json(), "from_the_future": 1}]})
+        assert apply_overlays(base, store.overlays([base["id"]])[base["id"]])["assets"]
         validate(served)
         store.set_overlay(base["id"], OVERLAY_KEY, None)
         assert store.overlays() == {}
@@ -141,7 +143,11 @@ def test_pull_manifests_become_dataset_inputs():
     assert json.loads(inputs[1]["dataset"]["source"]) == {
         "item": "g/data", "rev": "v2", "commit": "c0ffee", "path": "labels.csv"}
     assert dataset_inputs([{"key": "other", "value": "x"}]) == []
-    assert dataset_inputs([{"key": "sharinghub.datasets", "value": "not json"}]) == []
+    # the tag is the client's text: whatever is malformed is left out, nothing raises
+    for bad in ("not json", '{"item": "x"}', '[{"item": "x", "outputs": "abc"}]',
+                '[{"item": "x", "outputs": [1, null]}]', '[{"item": 3}]', "[null]"):
+        assert dataset_inputs([{"key": "sharinghub.datasets", "value": bad}]) == []
+    assert dataset_inputs("not a list") == []
 
 
 def test_registry_writes_and_new_runs_are_watched():
@@ -174,3 +180,27 @@ def test_the_middleware_reports_watched_requests_with_bodies():
     assert call("POST", "/p/sharinghub/mlflow/api/2.0/mlflow/runs/log-batch")
     assert events == [("POST", "api/2.0/mlflow/registered-models/create", payload, 200,
                        b'{"echo": {"name": "m"}}')]
+
+
+def test_the_project_of_a_proxied_path_is_found_even_when_a_group_is_called_tracking(
+        tmp_path):
+    from sharinghub_server.service import CatalogService
+    from sharinghub_server.tracking.service import TrackingService
+
+    store = open_store(f"sqlite:///{tmp_path}/index.sqlite")
+    catalog = CatalogService(store, DEFAULT_CATEGORIES, [])
+    try:
+        per_project = TrackingService(catalog, external_uri="http://mlflow", token="t")
+        assert per_project.base_of("g/flood/tracking/api/2.0/mlflow/runs/create") == (
+            "g/flood/tracking")
+        assert per_project.base_of("model-tracking/flood/tracking/ajax-api/2.0/x") == (
+            "model-tracking/flood/tracking")
+        assert per_project.base_of("tracking/team/flood/tracking/") == (
+            "tracking/team/flood/tracking")
+        assert per_project.base_of("api/2.0/mlflow/runs/create") == ""
+        assert per_project.tracking_href("g/flood") == "../mlflow/g/flood/tracking/"
+        plain = TrackingService(catalog, external_uri="http://mlflow", per_project=False)
+        assert plain.base_of("g/flood/tracking/api/2.0/x") == ""
+        assert plain.tracking_href("g/flood") == "../mlflow/"
+    finally:
+        catalog.close()

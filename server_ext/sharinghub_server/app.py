@@ -153,8 +153,9 @@ class SharingHub(ExtensionApp):
                 static_prefix=url_path_join(self.serverapp.base_url, "sharinghub/mlflow"),
                 executor=self.executor, on_load=self.tracking.attach)
         elif not self.service.sources:
-            # no crawl will run: read the external registry once at start
+            # no crawls to follow: read the external registry now and every so often
             self.tracking.refresh_later()
+            self.tracking.poll(self.crawl_interval or 600)
 
     def initialize_handlers(self) -> None:
         from .handlers import routes

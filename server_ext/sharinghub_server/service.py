@@ -7,6 +7,7 @@ event loop.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ if TYPE_CHECKING:  # the crawler and sources pull in python-gitlab, pystac, shap
     from .jobs import Job
     from .sources.gitlab import GitLabSource
     from .sources.local import LocalSource
+
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -64,8 +68,9 @@ class CatalogService:
         self.dvc_remotes = dict(dvc_remotes or {})
         self.jobs = JobManager(max_workers=max_jobs)
         self._versions = VersionReader()
-        #: called on every served item after its overlays (the tracking link, say)
-        self.decorate_item: Callable[[dict], dict] | None = None
+        #: item, its overlays -> the item as served (the tracking service's registered models
+        #: and tracking link); by default the overlays are merged as they are
+        self.decorate_item: Callable[[dict, dict], dict] | None = None
         self.scheduler = CrawlScheduler(self._crawler, store, interval=crawl_interval)
 
     def _crawler(self) -> Crawler:
@@ -121,12 +126,14 @@ class CatalogService:
         from .catalog.models import apply_overlays
 
         found = self.store.overlays([item["id"] for item in items]) if items else {}
-        decorate = self.decorate_item
+        decorate = self.decorate_item or (lambda item, overlays: apply_overlays(item, overlays))
         out = []
         for item in items:
-            if item["id"] in found:
-                item = apply_overlays(item, found[item["id"]])
-            out.append(decorate(item) if decorate is not None else item)
+            try:
+                out.append(decorate(item, found.get(item["id"], {})))
+            except Exception:  # an overlay must never cost the item itself
+                log.exception("sharinghub: overlays of %s not applied", item["id"])
+                out.append(item)
         return out
 
     # --- DVC ------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ __all__ = [
     "mlflow_fixture",
 ]
 
+_MAX_BODY = 1 << 30
+
 
 def free_port() -> int:
     """A loopback port free right now (for a server that binds it itself)."""
@@ -299,9 +301,12 @@ class SharingHubGateway:
     async def _serve(self, sockets: list[socket.socket], ready: threading.Event) -> None:
         app = tornado.web.Application([(r"/.*", _Handler, {"gateway": self})],
                                       log_function=lambda _h: None)
-        server = tornado.httpserver.HTTPServer(app)
+        # artifacts of any size, like the real server (tornado's default stops at 100 MB)
+        server = tornado.httpserver.HTTPServer(app, max_body_size=_MAX_BODY,
+                                               max_buffer_size=_MAX_BODY)
         server.add_sockets(sockets)
-        self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True,
+                                                        max_body_size=_MAX_BODY)
         self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
         ready.set()
         await self._stopping.wait()

@@ -10,6 +10,7 @@ any crawl.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -73,7 +74,8 @@ class ModelVersion:
     model_file: ModelFile | None = None
     #: MLflow signature: {"inputs": [...], "outputs": [...]} (decoded JSON), if logged
     signature: dict[str, Any] | None = None
-    #: datasets the run was trained on: {"item", "collection", "rev", "commit", "digest"}
+    #: datasets the run was trained on: {"item", "collection", "rev", "commit", "digests"}
+    #: (digests: the DVC md5s of the pulled outputs)
     datasets: list[dict[str, str]] = field(default_factory=list)
     #: the tracking root it was read from ("" or "<project path>/tracking")
     base: str = ""
@@ -87,9 +89,14 @@ class ModelVersion:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelVersion:
-        data = dict(data)
-        if data.get("model_file"):
-            data["model_file"] = ModelFile(**data["model_file"])
+        """From :meth:`to_json`; keys it does not know (an older or newer layout) are
+        ignored, so a stored overlay never breaks serving its item."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
+        if isinstance(data.get("model_file"), dict):
+            file_keys = {f.name for f in dataclasses.fields(ModelFile)}
+            data["model_file"] = ModelFile(**{k: v for k, v in data["model_file"].items()
+                                              if k in file_keys})
         return cls(**data)
 
 
@@ -126,20 +133,16 @@ def signature_of(mlmodel: dict[str, Any]) -> dict[str, Any] | None:
     return out or None
 
 
-def overlay(versions: list[ModelVersion], tracking_href: str,
-            experiment: str | None = None) -> dict[str, Any]:
-    """The overlay stored for an item with these registered versions."""
-    return {"tracking_uri": tracking_href, "experiment": experiment,
-            "models": [v.to_json() for v in versions]}
-
-
-def apply_overlays(item: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``item`` with its overlays merged in (the item itself is not changed)."""
-    data = overlays.get(OVERLAY_KEY)
-    if not data:
+def apply_overlays(item: dict[str, Any], overlays: dict[str, Any],
+                   tracking_href: str | None = None,
+                   experiment: str | None = None) -> dict[str, Any]:
+    """A copy of ``item`` with its registered models (its :data:`OVERLAY_KEY` overlay) and,
+    if given, its tracking root merged in; the item itself is not changed."""
+    data = overlays.get(OVERLAY_KEY) or {}
+    versions = [ModelVersion.from_json(v) for v in data.get("models") or []]
+    if not versions and not tracking_href:
         return item
-    return apply_models(item, [ModelVersion.from_json(v) for v in data.get("models", [])],
-                        data.get("tracking_uri"), data.get("experiment"))
+    return apply_models(item, versions, tracking_href, experiment)
 
 
 def apply_models(item: dict[str, Any], versions: list[ModelVersion],
@@ -150,8 +153,8 @@ def apply_models(item: dict[str, Any], versions: list[ModelVersion],
     props = out["properties"]
     declares_mlm = any(k.startswith("mlm:") for k in props)
     if tracking_href:
-        link = {"rel": "mlflow:tracking-uri", "href": tracking_href,
-                "type": "application/json", "title": "MLflow tracking server"}
+        link = {"rel": "mlflow:tracking-uri", "href": tracking_href, "type": "text/html",
+                "title": "MLflow tracking server"}
         if experiment:
             link["mlflow:experiment"] = experiment
         out["links"] = [lk for lk in out["links"] if lk.get("rel") != "mlflow:tracking-uri"]
@@ -168,7 +171,7 @@ def apply_models(item: dict[str, Any], versions: list[ModelVersion],
             _derive(out["links"], ds)
         asset = _model_asset(v, declares_mlm)
         if asset is not None:
-            out["assets"][f"mlflow-model-{_key(v.name)}-v{v.version}"] = asset
+            out["assets"][f"mlflow-model-{v.name}-v{v.version}"] = asset
     if declares_mlm and any("mlm:model" in a.get("roles", []) for a in out["assets"].values()):
         if MLM_SCHEMA not in out["stac_extensions"]:
             out["stac_extensions"].append(MLM_SCHEMA)
@@ -231,12 +234,9 @@ def _dim_order(rank: int) -> list[str]:
 
 
 def _latest_signed(versions: list[ModelVersion]) -> ModelVersion | None:
+    """The most recently registered version with a signature (across model names)."""
     signed = [v for v in versions if v.signature]
-    return max(signed, key=lambda v: _version_number(v.version)) if signed else None
-
-
-def _version_number(version: str) -> int:
-    return int(version) if version.isdigit() else 0
+    return max(signed, key=lambda v: (v.created or "", v.name, v.version)) if signed else None
 
 
 def _model_href(v: ModelVersion) -> str:
@@ -273,7 +273,7 @@ def _derive(links: list[dict[str, Any]], ds: dict[str, str]) -> None:
     href = _dataset_href(ds)
     version = {"title": f"{ds['item']} @ {ds.get('rev') or ds.get('commit', '')}".strip(),
                "sharinghub:rev": ds.get("rev"), "sharinghub:commit": ds.get("commit"),
-               "dvc:md5": ds.get("digest")}
+               "sharinghub:digests": list(ds.get("digests") or [])}
     for i, link in enumerate(links):
         if (link.get("rel") == "derived_from" and _same_item(link.get("href", ""), href)
                 and link.get("sharinghub:rev") in (None, ds.get("rev"))):
@@ -290,7 +290,3 @@ def _same_item(a: str, b: str) -> bool:
 
 def _dataset_href(ds: dict[str, str]) -> str:
     return item_href(ds.get("collection") or "dataset", ds["item"])
-
-
-def _key(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-") or "model"

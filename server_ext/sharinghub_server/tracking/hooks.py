@@ -18,12 +18,12 @@ Listener = Callable[[str, str, bytes, int, bytes], None]
 
 _WATCHED = re.compile(
     r"^(?:ajax-)?api/2\.0/mlflow/(?:registered-models/|model-versions/|runs/create$)")
-_SAFE = ("GET", "HEAD", "OPTIONS")
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def watched(method: str, path: str) -> bool:
     """A request whose outcome the catalog needs to see."""
-    return method.upper() not in _SAFE and bool(_WATCHED.match(path.lstrip("/")))
+    return method.upper() not in SAFE_METHODS and bool(_WATCHED.match(path.lstrip("/")))
 
 
 def observed(app: Any, prefix: str, listener: Listener) -> Any:

@@ -18,29 +18,47 @@ DATASET_SOURCE_TYPE = "sharinghub"
 _DIGEST_MAX = 36
 
 
-def dataset_inputs(tags: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """``runs/log-inputs`` datasets for a run created with these tags (none if no manifest)."""
-    value = next((t.get("value") for t in tags or [] if t.get("key") == DATASETS_TAG), None)
-    if not value:
+def parse_manifests(value: Any) -> list[dict[str, Any]]:
+    """The manifests of a :data:`DATASETS_TAG` value, each ``{item, rev, commit, outputs:
+    [{path, md5}]}`` with strings only; whatever is malformed is left out (the tag is the
+    client's text)."""
+    if not isinstance(value, str) or not value:
         return []
     try:
-        manifests = json.loads(value)
+        data = json.loads(value)
     except ValueError:
         return []
     out = []
-    for m in manifests if isinstance(manifests, list) else []:
-        if not isinstance(m, dict) or not m.get("item"):
+    for m in data if isinstance(data, list) else []:
+        if not isinstance(m, dict) or not isinstance(m.get("item"), str) or not m["item"]:
             continue
-        for output in m.get("outputs") or []:
-            source = {"item": m["item"], "rev": m.get("rev"), "commit": m.get("commit"),
-                      "path": output.get("path")}
+        outputs = m.get("outputs") if isinstance(m.get("outputs"), list) else []
+        out.append({
+            "item": m["item"], "rev": _text(m.get("rev")), "commit": _text(m.get("commit")),
+            "outputs": [{"path": _text(o.get("path")), "md5": _text(o.get("md5"))}
+                        for o in outputs if isinstance(o, dict)]})
+    return out
+
+
+def dataset_inputs(tags: Any) -> list[dict[str, Any]]:
+    """``runs/log-inputs`` datasets for a run created with these tags (none if no manifest)."""
+    value = next((t.get("value") for t in tags if isinstance(t, dict)
+                  and t.get("key") == DATASETS_TAG), None) if isinstance(tags, list) else None
+    out = []
+    for m in parse_manifests(value):
+        for output in m["outputs"]:
+            source = {"item": m["item"], "rev": m["rev"], "commit": m["commit"],
+                      "path": output["path"]}
             out.append({
-                "dataset": {"name": str(m["item"]),
-                            "digest": str(output.get("md5") or m.get("commit") or "")[
-                                :_DIGEST_MAX],
+                "dataset": {"name": m["item"],
+                            "digest": (output["md5"] or m["commit"])[:_DIGEST_MAX],
                             "source_type": DATASET_SOURCE_TYPE,
                             "source": json.dumps(source, separators=(",", ":"))},
                 "tags": [{"key": "mlflow.data.context", "value": "training"},
-                         {"key": "sharinghub.rev", "value": str(m.get("rev") or "")},
-                         {"key": "sharinghub.path", "value": str(output.get("path") or "")}]})
+                         {"key": "sharinghub.rev", "value": m["rev"]},
+                         {"key": "sharinghub.path", "value": output["path"]}]})
     return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""

@@ -13,18 +13,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..catalog.models import apply_models
+from ..catalog.models import OVERLAY_KEY, apply_overlays
 from ..index.query import Query
-from .api import MlflowApi, Transport, http_transport, wsgi_transport
+from .api import MlflowApi, MlflowError, Transport, http_transport, wsgi_transport
 from .hooks import observed
 from .lineage import dataset_inputs
-from .registry import RegistrySync
+from .registry import RegistrySync, Scope
 
 if TYPE_CHECKING:
     from ..service import CatalogService
@@ -34,9 +35,17 @@ log = logging.getLogger(__name__)
 AIMODEL_TOPIC = "sharinghub:aimodel"
 PROJECT_TAG = "project"
 _TRACKING_SUFFIX = "/tracking"
+#: ``<project path>/tracking/<what MLflow serves>``: the project is the shortest prefix
+#: followed by ``/tracking`` and one of MLflow's own paths (a group may be called "tracking")
+_PROJECT_ROOT = re.compile(
+    r"^(?P<project>.+?)/tracking(?:/(?:(?:ajax-)?api/|static-files/|get-artifact|"
+    r"model-versions/get-artifact|graphql|health|version|server-info|#|$)|$)")
 
 
 class TrackingService:
+    """Background work (registry reads, lineage, experiments) runs on one thread, in order of
+    arrival: the registry sync and the API cache need no locks."""
+
     def __init__(self, catalog: CatalogService, *, external_uri: str = "", token: str = "",
                  per_project: bool = True) -> None:
         """``external_uri`` empty: the embedded server (attach it with :meth:`attach`);
@@ -48,11 +57,9 @@ class TrackingService:
         self._token = token
         self._apis: dict[str, MlflowApi] = {}
         self._embedded: Transport | None = None
-        self._lock = threading.Lock()
+        self._closed = threading.Event()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sharinghub-mlflow")
-        self.registry = RegistrySync(catalog.store, tracking_href=self.tracking_href,
-                                     experiment_name=self._experiment_of,
-                                     collection_of=self._collection_of)
+        self.registry = RegistrySync(catalog.store, collection_of=self._collection_of)
 
     # --- what the catalog shows -----------------------------------------------------------
 
@@ -71,12 +78,14 @@ class TrackingService:
         """MLflow SharingHub's convention: ``<project name> (<GitLab project id>)``."""
         return f"{name} ({project_id})"
 
-    def decorate(self, item: dict[str, Any]) -> dict[str, Any]:
-        """Every ai-model item links its tracking root and names its experiment."""
-        if item.get("collection") not in self.model_collections or any(
-                link.get("rel") == "mlflow:tracking-uri" for link in item.get("links", [])):
+    def decorate(self, item: dict[str, Any], overlays: dict[str, Any]) -> dict[str, Any]:
+        """An item as served: its registered models; ai-model items (and any item with a
+        registered model) also link their tracking root and name their experiment."""
+        has_models = bool((overlays.get(OVERLAY_KEY) or {}).get("models"))
+        if not has_models and item.get("collection") not in self.model_collections:
             return item
-        return apply_models(item, [], self.tracking_href(item["id"]), _experiment(item))
+        return apply_overlays(item, overlays, self.tracking_href(item["id"]),
+                              _experiment(item))
 
     # --- where requests go ----------------------------------------------------------------
 
@@ -84,8 +93,8 @@ class TrackingService:
         """The tracking root a proxied path belongs to ("" or ``<project>/tracking``)."""
         if not self.per_project:
             return ""
-        head, sep, _ = path.lstrip("/").partition(_TRACKING_SUFFIX.lstrip("/") + "/")
-        return head + _TRACKING_SUFFIX.lstrip("/") if sep else ""
+        m = _PROJECT_ROOT.match(path.lstrip("/"))
+        return f"{m['project']}{_TRACKING_SUFFIX}" if m else ""
 
     def upstream_headers(self) -> dict[str, str]:
         """What the external server gets instead of the user's Jupyter credentials."""
@@ -93,17 +102,16 @@ class TrackingService:
 
     def api(self, base: str = "") -> MlflowApi | None:
         """The REST API of one tracking root (None: the embedded server is not loaded yet)."""
-        with self._lock:
-            if base not in self._apis:
-                if self.external_uri:
-                    url = f"{self.external_uri}/{base}" if base else self.external_uri
-                    transport = http_transport(url, self.upstream_headers())
-                elif self._embedded is not None:
-                    transport = self._embedded
-                else:
-                    return None
-                self._apis[base] = MlflowApi(transport, base)
-            return self._apis[base]
+        if base not in self._apis:
+            if self.external_uri:
+                url = f"{self.external_uri}/{base}" if base else self.external_uri
+                transport = http_transport(url, self.upstream_headers())
+            elif self._embedded is not None:
+                transport = self._embedded
+            else:
+                return None
+            self._apis[base] = MlflowApi(transport, base)
+        return self._apis[base]
 
     def attach(self, app: Any, prefix: str) -> Any:
         """The embedded server's app is loaded: read the registry through it, ensure the
@@ -116,8 +124,9 @@ class TrackingService:
 
     def on_request(self, base: str, method: str, path: str, body: bytes, status: int,
                    response: bytes) -> None:
-        """A watched request went through ``sharinghub/mlflow/`` (see ``hooks.watched``)."""
-        if status >= 400:
+        """A watched request went through ``sharinghub/mlflow/`` (see ``hooks.watched``);
+        called on the request's thread: only queues work."""
+        if status >= 400 or (self.per_project and not base):
             return
         request = _json(body)
         if path.endswith("runs/create"):
@@ -138,16 +147,34 @@ class TrackingService:
         self._submit(self.refresh)
 
     def refresh(self) -> None:
-        """Every tracking root: experiments ensured (where we own them), registry read."""
-        for base, items in self._roots():
+        """Every tracking root: experiments ensured (where we own them), registry read. A
+        root that fails (unreachable, refused) is logged and the others still synced."""
+        for base, scope in self._roots():
+            if self._closed.is_set():
+                return
             api = self.api(base)
             if api is None:
                 return
-            if not self.per_project:
-                self._ensure_experiments(api)
-            self.registry.sync_all(api, items)
+            try:
+                if not self.per_project:
+                    self._ensure_experiments(api)
+                self.registry.sync_all(api, scope)
+            except (MlflowError, OSError) as exc:
+                log.warning("sharinghub: MLflow registry at %r not read: %s",
+                            base or "/", exc)
+
+    def poll(self, interval: float) -> None:
+        """Also refresh every ``interval`` seconds (an external server's registry changes
+        without us seeing every write)."""
+        def loop() -> None:
+            while not self._closed.wait(interval):
+                self.refresh_later()
+
+        if interval > 0:
+            threading.Thread(target=loop, name="sharinghub-mlflow-poll", daemon=True).start()
 
     def close(self) -> None:
+        self._closed.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # --- work, on the one tracking thread (in order of arrival) ---------------------------
@@ -170,34 +197,41 @@ class TrackingService:
     def _sync_model(self, base: str, name: str) -> None:
         api = self.api(base)
         if api is not None:
-            self.registry.sync_model(api, name)
+            self.registry.sync_model(api, name, self._scope(base))
 
     def _sync_root(self, base: str) -> None:
         api = self.api(base)
         if api is not None:
-            self.registry.sync_all(api, self._items_of(base))
+            self.registry.sync_all(api, self._scope(base))
 
-    def _roots(self) -> Iterator[tuple[str, set[str] | None]]:
+    def _roots(self) -> Iterator[tuple[str, Scope]]:
         if not self.per_project:
             yield "", None
             return
-        for item in self._model_items():
+        for item in list(self._model_items()):
             yield f"{item['id']}{_TRACKING_SUFFIX}", {item["id"]}
 
-    def _items_of(self, base: str) -> set[str] | None:
-        return {base[: -len(_TRACKING_SUFFIX)]} if base else None
+    def _scope(self, base: str) -> Scope:
+        """The items a tracking root may hold: one project's on a per-project server."""
+        return {base[: -len(_TRACKING_SUFFIX)]} if self.per_project else None
 
     def _ensure_experiments(self, api: MlflowApi) -> None:
-        for item in self._model_items():
+        for item in list(self._model_items()):
+            if self._closed.is_set():
+                return
             name = _experiment(item)
             path = item["properties"].get("sharinghub:path", item["id"])
-            found = api.experiment_by_name(name)
-            if found is None:
-                api.create_experiment(name, {PROJECT_TAG: path})
-                continue
-            tags = {t.get("key"): t.get("value") for t in found.get("tags") or []}
-            if tags.get(PROJECT_TAG) != path and found.get("lifecycle_stage") != "deleted":
-                api.set_experiment_tag(found["experiment_id"], PROJECT_TAG, path)
+            try:
+                found = api.experiment_by_name(name)
+                if found is None:
+                    api.create_experiment(name, {PROJECT_TAG: path})
+                    continue
+                tags = {t.get("key"): t.get("value") for t in found.get("tags") or []}
+                if tags.get(PROJECT_TAG) != path and found.get("lifecycle_stage") != "deleted":
+                    api.set_experiment_tag(found["experiment_id"], PROJECT_TAG, path)
+            except MlflowError as exc:
+                if exc.code != "RESOURCE_ALREADY_EXISTS":  # a user made it meanwhile: fine
+                    log.warning("sharinghub: experiment %r not ensured: %s", name, exc)
 
     def _model_items(self) -> Iterator[dict[str, Any]]:
         collections = self.model_collections
@@ -215,14 +249,6 @@ class TrackingService:
             token = page.next_token
             if not token:
                 return
-
-    def _experiment_of(self, item_id: str) -> str | None:
-        found = self.catalog.store.project(item_id)
-        if found is None:
-            return None
-        record = found[1].get("record") or {}
-        pid = record.get("gitlab_id") if record.get("gitlab_id") is not None else item_id
-        return self.experiment_name(record.get("name") or item_id.rsplit("/", 1)[-1], pid)
 
     def _collection_of(self, item_id: str) -> str | None:
         page = self.catalog.store.search(Query(ids=[item_id], limit=10))
