@@ -204,3 +204,17 @@ def test_the_project_of_a_proxied_path_is_found_even_when_a_group_is_called_trac
         assert plain.tracking_href("g/flood") == "../mlflow/"
     finally:
         catalog.close()
+
+
+def test_a_failing_listener_never_fails_the_request():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"{}"]
+
+    def broken(*event):
+        raise RuntimeError("bookkeeping failed")
+
+    wrapped = observed(app, "", broken)
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/2.0/mlflow/runs/create",
+               "wsgi.input": io.BytesIO(b"{}"), "CONTENT_LENGTH": "2"}
+    assert b"".join(wrapped(environ, lambda status, headers, exc=None: None)) == b"{}"

@@ -9,9 +9,12 @@ client, our helpers).
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: (method, path below the tracking root, request body, status, response body)
 Listener = Callable[[str, str, bytes, int, bytes], None]
@@ -53,7 +56,10 @@ def observed(app: Any, prefix: str, listener: Listener) -> Any:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-        listener(method, sub, body, seen.get("status", 500), b"".join(chunks))
+        try:
+            listener(method, sub, body, seen.get("status", 500), b"".join(chunks))
+        except Exception:  # MLflow has answered: the catalog's bookkeeping must not undo it
+            log.exception("sharinghub: MLflow request hook failed")
         return chunks
 
     return middleware
