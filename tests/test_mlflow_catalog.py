@@ -237,6 +237,47 @@ def test_a_plain_client_registration_is_picked_up_and_deletion_removes_it(
     assert not [a for a in gone["assets"] if a.startswith("mlflow-model-")]
 
 
+def test_the_mlflow_ui_registering_through_ajax_api_is_picked_up(server, mlflow_client):
+    """The UI's calls: cookie session, same origin, ``ajax-api``, no XSRF token."""
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow = mlflow_client
+    mlflow.set_tracking_uri(server.tracking)
+    mlflow.set_experiment(f"tiny-classifier ({TINY})")
+    x = np.array([[0, 1, 0, 1], [1, 0, 1, 0]], dtype=float)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(x, [0, 1]), name="ui")
+    session = requests.Session()
+    session.get(f"{server.url}login", timeout=10)
+    session.post(f"{server.url}login", timeout=10, allow_redirects=False,
+                 data={"password": TOKEN, "_xsrf": session.cookies.get("_xsrf")})
+    ajax = f"{server.tracking}/ajax-api/2.0/mlflow/"
+    origin = {"Origin": "http://" + server.url.split("/")[2]}
+    r = session.post(ajax + "registered-models/create", headers=origin, timeout=30,
+                     json={"name": "from-the-ui",
+                           "tags": [{"key": "sharinghub:item", "value": TINY}]})
+    assert r.status_code == 200, r.text
+    r = session.post(ajax + "model-versions/create", headers=origin, timeout=30,
+                     json={"name": "from-the-ui", "source": info.model_uri,
+                           "run_id": info.run_id, "model_id": info.model_id})
+    assert r.status_code == 200, r.text
+    poll(lambda: any(lk.get("mlflow:name") == "from-the-ui"
+                     for lk in _search(server, [TINY])[TINY]["links"]), "the UI's model")
+
+
+def test_registrations_made_elsewhere_show_after_the_next_crawl(server, mlflow_client):
+    """Straight into the backend store, past the hook: the full sync after a crawl."""
+    mlflow = mlflow_client
+    store = f"sqlite:///{server.root / 'data' / 'sharinghub' / 'mlflow' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    client.create_registered_model("elsewhere", tags={"sharinghub:item": TINY})
+    client.create_model_version("elsewhere", "s3://bucket/elsewhere/model")
+    requests.post(f"{server.url}sharinghub/api/index", headers=AUTH, timeout=10)
+    poll(lambda: any(lk.get("mlflow:name") == "elsewhere"
+                     for lk in _search(server, [TINY])[TINY]["links"]),
+         "the model registered past Jupyter", 60)
+
+
 def test_pystac_client_reads_registered_model_links(server, mlflow_client):
     from pystac_client import Client
 
