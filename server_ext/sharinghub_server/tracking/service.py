@@ -58,6 +58,8 @@ class TrackingService:
         self._apis: dict[str, MlflowApi] = {}
         self._embedded: Transport | None = None
         self._closed = threading.Event()
+        #: experiments known to exist with their project tag: not asked again each crawl
+        self._ensured: set[tuple[str, str, str]] = set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sharinghub-mlflow")
         self.registry = RegistrySync(catalog.store, collection_of=self._collection_of)
 
@@ -221,14 +223,18 @@ class TrackingService:
                 return
             name = _experiment(item)
             path = item["properties"].get("sharinghub:path", item["id"])
+            if (api.base, name, path) in self._ensured:
+                continue
             try:
                 found = api.experiment_by_name(name)
                 if found is None:
                     api.create_experiment(name, {PROJECT_TAG: path})
+                    self._ensured.add((api.base, name, path))
                     continue
                 tags = {t.get("key"): t.get("value") for t in found.get("tags") or []}
                 if tags.get(PROJECT_TAG) != path and found.get("lifecycle_stage") != "deleted":
                     api.set_experiment_tag(found["experiment_id"], PROJECT_TAG, path)
+                self._ensured.add((api.base, name, path))
             except MlflowError as exc:
                 if exc.code != "RESOURCE_ALREADY_EXISTS":  # a user made it meanwhile: fine
                     log.warning("sharinghub: experiment %r not ensured: %s", name, exc)
