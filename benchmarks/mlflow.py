@@ -33,7 +33,6 @@ import io
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT), *(p for p in sys.path
                             if Path(p or ".").resolve() != ROOT / "benchmarks")]
 
+from tests.support.polling import poll  # noqa: E402 - after the path fix above
+from tests.support.threaded import free_port  # noqa: E402
+
 TOKEN = "bench-mlflow-token"
 AUTH = {"Authorization": f"token {TOKEN}"}
 FLOOD = "local/flood-model"
@@ -61,12 +63,6 @@ LINK_TIMEOUT = 10.0
 MLFLOW_MARKERS = ("/google/_upb/", "/sqlalchemy/", "/pandas/_libs/", "/pyarrow/")
 STARTUP_TARGET = 0.3
 LINK_TARGET = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -171,7 +167,7 @@ class Server:
 
     def wait_first_crawl(self, timeout: float = 60) -> None:
         poll(lambda: (self.get("sharinghub/api/index").json().get("last_crawl") or {})
-             .get("finished"), "the first crawl", timeout)
+             .get("finished"), "the first crawl", timeout, every=POLL)
 
     def model_link(self, name: str, version: str) -> dict | None:
         r = self.http.post(f"{self.url}sharinghub/api/stac/search", json={"ids": [FLOOD]},
@@ -183,18 +179,6 @@ class Server:
                         and link.get("mlflow:version") == version):
                     return link
         return None
-
-
-def poll(fn, what: str, timeout: float) -> Any:
-    """Bounded polling (every 10 ms) until ``fn()`` returns something true."""
-    deadline = time.perf_counter() + timeout
-    while True:
-        found = fn()
-        if found:
-            return found
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(POLL)
 
 
 def first_mlflow_request(server: Server) -> float:
@@ -247,7 +231,7 @@ def embedded(work: Path, projects: Path, versions: int) -> dict[str, Any]:
         # the load also ensures the items' experiments (in the background): wait for it
         poll(lambda: server.get("sharinghub/mlflow/api/2.0/mlflow/experiments/get-by-name",
                                 experiment_name=EXPERIMENT).status_code == 200,
-             "the item's experiment", 30)
+             "the item's experiment", 30, every=POLL)
         out["rss_loaded"] = server.rss_mb()
         out.update(register(server, versions))
     # the same store again: the lazy load once the store exists

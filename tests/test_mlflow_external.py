@@ -64,21 +64,28 @@ def _item(server, project: FakeProject = FLOOD) -> dict:
     return r.json()
 
 
+def _track(server, monkeypatch) -> dict:
+    """Point the MLflow client at the flood item's tracking URI and experiment, as a notebook
+    would: it authenticates to Jupyter only. Returns the item's tracking link."""
+    import mlflow
+
+    (link,) = [lk for lk in _item(server)["links"] if lk["rel"] == "mlflow:tracking-uri"]
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", JUPYTER_TOKEN)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(link["href"])
+    mlflow.set_experiment(link["mlflow:experiment"])
+    return link
+
+
 def test_runs_and_models_go_to_the_project_tracking_uri(setup, monkeypatch, tmp_path):
     import mlflow
     from mlflow.exceptions import MlflowException
     from sklearn.linear_model import LogisticRegression
 
     server, gateway = setup
-    (link,) = [lk for lk in _item(server)["links"] if lk["rel"] == "mlflow:tracking-uri"]
+    link = _track(server, monkeypatch)
     assert link["href"] == f"{server.url}sharinghub/mlflow/eo-lab/flood-model/tracking/"
     assert link["mlflow:experiment"] == "Flood Model (4242)"  # the name, not the path
-
-    # the notebook's MLflow client authenticates to Jupyter only
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", JUPYTER_TOKEN)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    mlflow.set_tracking_uri(link["href"])
-    mlflow.set_experiment(link["mlflow:experiment"])
     x = np.array([[0, 0, 1, 1], [1, 1, 0, 0], [0, 1, 0, 1], [1, 0, 1, 0]], dtype=float)
     notes = tmp_path / "notes v1?.txt"  # a space and a '?' travel percent-encoded
     notes.write_text("trained on floods\n")
@@ -125,11 +132,7 @@ def test_a_project_cannot_put_models_on_another_projects_item(setup, monkeypatch
     from sklearn.linear_model import LogisticRegression
 
     server, _ = setup
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", JUPYTER_TOKEN)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    (link,) = [lk for lk in _item(server)["links"] if lk["rel"] == "mlflow:tracking-uri"]
-    mlflow.set_tracking_uri(link["href"])
-    mlflow.set_experiment(link["mlflow:experiment"])
+    _track(server, monkeypatch)
     x = np.array([[0, 1], [1, 0]], dtype=float)
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(LogisticRegression().fit(x, [0, 1]), name="m")
@@ -165,11 +168,7 @@ def test_large_artifacts_stream_through_the_proxy(setup, monkeypatch, tmp_path):
     import mlflow
 
     server, _ = setup
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", JUPYTER_TOKEN)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    (link,) = [lk for lk in _item(server)["links"] if lk["rel"] == "mlflow:tracking-uri"]
-    mlflow.set_tracking_uri(link["href"])
-    mlflow.set_experiment(link["mlflow:experiment"])
+    _track(server, monkeypatch)
     big = tmp_path / "weights.bin"
     chunk = hashlib.sha256(b"proxy").digest() * (1 << 15)  # 1 MiB
     with big.open("wb") as f:

@@ -44,8 +44,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import tornado.httpserver
 import tornado.iostream
-import tornado.netutil
 import tornado.web
+
+from tests.support.threaded import ThreadedServer
 
 __all__ = [
     "CATEGORY_TOPICS",
@@ -802,7 +803,7 @@ class _GitHandler(tornado.web.RequestHandler):
 # the server
 
 
-class GitLabTestServer:
+class GitLabTestServer(ThreadedServer):
     """GitLab API test server on ``127.0.0.1:<free port>``, run in a background thread.
 
     Use as a context manager or with :meth:`start`/:meth:`stop`; :attr:`url` is the base URL
@@ -839,6 +840,7 @@ class GitLabTestServer:
         fault_filter: Callable[[RequestRecord], bool] | None = None,
         anonymous_simple: bool = True,
     ) -> None:
+        super().__init__()
         self.tokens: dict[str, str] = dict({"secret-token": "user"} if tokens is None else tokens)
         self.latency = latency
         self.fault_rate = fault_rate
@@ -851,9 +853,6 @@ class GitLabTestServer:
         #: ``(path, exit status, stderr)`` of ``git http-backend`` runs that failed (a client
         #: hanging up midway also counts)
         self.git_errors: list[tuple[str, int, str]] = []
-        self.host = "127.0.0.1"
-        self.port: int | None = None
-        self.url = ""
         self._rng = random.Random(fault_seed)
         self._lock = threading.RLock()
         self._log: list[RequestRecord] = []
@@ -863,76 +862,23 @@ class GitLabTestServer:
         self._repos: dict[int, _Repo] = {}
         self._git: dict[int, _GitState] = {}
         self._pushes = 0
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
-        self._start_error: BaseException | None = None
         for project in projects:
             self.add_project(project)
 
     # ---- lifecycle -------------------------------------------------------------------------
-
-    def __enter__(self) -> GitLabTestServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def api_url(self) -> str:
         """``<url>/api/v4``."""
         return self.url + API_PREFIX
 
-    def start(self) -> GitLabTestServer:
-        """Bind a free loopback port and serve from a background thread."""
-        if self._thread is not None:
-            raise RuntimeError("server already started")
-        sockets = tornado.netutil.bind_sockets(0, self.host, backlog=1024)
-        self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(sockets, ready),
-                                        name=f"gitlab-test-server-{self.port}", daemon=True)
-        self._thread.start()
-        if not ready.wait(10) or self._start_error is not None:
-            raise RuntimeError("GitLab test server failed to start") from self._start_error
-        return self
+    thread_name = "gitlab-test-server"
 
-    def stop(self) -> None:
-        """Stop serving and join the thread (idempotent)."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(stopping.set)
-        thread.join(15)
-        self._thread = self._loop = self._stopping = None
-
-    def _run(self, sockets: list[Any], ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve(sockets, ready))
-        except BaseException as exc:
-            self._start_error = exc
-            ready.set()
-        finally:
-            loop.close()
-
-    async def _serve(self, sockets: list[Any], ready: threading.Event) -> None:
+    def http_server(self) -> tornado.httpserver.HTTPServer:
         app = tornado.web.Application([(r"/(?!api/v4/).+?\.git/.*", _GitHandler, {"server": self}),
                                        (r"/.*", _Handler, {"server": self})],
                                       log_function=lambda _h: None)
-        http = tornado.httpserver.HTTPServer(app, idle_connection_timeout=60)
-        http.add_sockets(sockets)
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        ready.set()
-        await self._stopping.wait()
-        http.stop()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(http.close_all_connections(), 5)
+        return tornado.httpserver.HTTPServer(app, idle_connection_timeout=60)
 
     # ---- request log -----------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,13 +21,9 @@ from pathlib import Path
 
 import requests
 
-__all__ = ["JupyterProcess", "free_port", "jupyter_server"]
+from tests.support.threaded import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["JupyterProcess", "jupyter_server"]
 
 
 @dataclass

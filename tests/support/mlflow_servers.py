@@ -36,13 +36,11 @@ filtered searches are not refilled up to ``max_results``; project permissions ar
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -60,23 +58,17 @@ import tornado.httputil
 import tornado.netutil
 import tornado.web
 
+from tests.support.threaded import ThreadedServer, free_port
+
 __all__ = [
     "GatewayRequest",
     "MLflowServer",
     "SharingHubGateway",
-    "free_port",
     "gateway_factory_fixture",
     "mlflow_fixture",
 ]
 
 _MAX_BODY = 1 << 30
-
-
-def free_port() -> int:
-    """A loopback port free right now (for a server that binds it itself)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,7 +220,7 @@ class _Handler(tornado.web.RequestHandler):
     post = put = patch = delete = get
 
 
-class SharingHubGateway:
+class SharingHubGateway(ThreadedServer):
     """MLflow SharingHub's behaviour (see the module docstring) in front of ``upstream_url``
     (a plain MLflow server), checking tokens against the GitLab API at ``gitlab_url``.
 
@@ -239,25 +231,16 @@ class SharingHubGateway:
 
     def __init__(self, upstream_url: str, gitlab_url: str, *, project_tag: str = "project",
                  strict_names: bool = False) -> None:
+        super().__init__()
         self.upstream_url = upstream_url.rstrip("/")
         self.gitlab_url = gitlab_url.rstrip("/")
         self.project_tag = project_tag
         self.strict_names = strict_names
-        self.url = ""
         self._log: list[GatewayRequest] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
         self._http: tornado.httpclient.AsyncHTTPClient | None = None
 
     # ---- lifecycle and helpers for tests -------------------------------------------------------
-
-    def __enter__(self) -> SharingHubGateway:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def tracking_uri(self, project_path: str) -> str:
         """The project's MLflow tracking URI: ``<url>/<project path>/tracking``."""
@@ -273,47 +256,22 @@ class SharingHubGateway:
         with self._lock:
             self._log.clear()
 
-    def start(self) -> SharingHubGateway:
-        """Bind a free loopback port and serve from a background thread with its own loop."""
-        if self._thread is not None:
-            raise RuntimeError("already started")
-        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-        ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(sockets, ready)),
-                                        name="sharinghub-gateway", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("the gateway did not start")
-        return self
+    thread_name = "sharinghub-gateway"
 
-    def stop(self) -> None:
-        """Stop serving and join the thread; idempotent."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(stopping.set)
-        thread.join(15)
-        self._thread = self._loop = self._stopping = None
-
-    async def _serve(self, sockets: list[socket.socket], ready: threading.Event) -> None:
+    def http_server(self) -> tornado.httpserver.HTTPServer:
         app = tornado.web.Application([(r"/.*", _Handler, {"gateway": self})],
                                       log_function=lambda _h: None)
         # artifacts of any size, like the real server (tornado's default stops at 100 MB)
-        server = tornado.httpserver.HTTPServer(app, max_body_size=_MAX_BODY,
-                                               max_buffer_size=_MAX_BODY)
-        server.add_sockets(sockets)
+        return tornado.httpserver.HTTPServer(app, max_body_size=_MAX_BODY,
+                                             max_buffer_size=_MAX_BODY)
+
+    async def on_start(self) -> None:
         self._http = tornado.httpclient.AsyncHTTPClient(force_instance=True,
                                                         max_body_size=_MAX_BODY)
-        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
-        ready.set()
-        await self._stopping.wait()
-        server.stop()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(server.close_all_connections(), 5)
-        self._http.close()
+
+    async def on_stop(self) -> None:
+        if self._http is not None:
+            self._http.close()
 
     # ---- request handling ------------------------------------------------------------------
 

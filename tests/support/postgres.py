@@ -22,13 +22,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from tests.support.threaded import free_port
 
 __all__ = ["PostgresUnavailable", "find_pg_bindir", "postgres_server"]
 
@@ -59,12 +60,6 @@ def find_pg_bindir() -> Path | None:
         if all(os.access(folder / name, os.X_OK) for name in ("initdb", "pg_ctl")):
             return folder
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class _Cluster:
@@ -114,7 +109,7 @@ class _Cluster:
 
     def start(self, timeout: float) -> None:
         for _attempt in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             options = " ".join([
                 "-c listen_addresses=127.0.0.1", f"-c port={self.port}",
                 f"-c unix_socket_directories={self.sockets}", "-c fsync=off",
