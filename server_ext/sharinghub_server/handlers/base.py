@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
-from tornado import web
+from tornado import httputil, web
 from tornado.ioloop import IOLoop
 
 from ..index.query import QueryError
@@ -36,6 +36,22 @@ def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]
     if status < 500:
         return status, "HTTPError", "request refused"
     return 500, "ServerError", "the server failed to answer; see its log"
+
+
+class UpstreamHead:
+    """Status and headers of an answer streamed from another server: tornado's
+    ``header_callback`` (a redirect or ``100 Continue`` starts them afresh)."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers = httputil.HTTPHeaders()
+
+    def __call__(self, line: str) -> None:
+        if line.startswith("HTTP/"):
+            self.status = httputil.parse_response_start_line(line.strip()).code
+            self.headers = httputil.HTTPHeaders()
+        elif line.strip():
+            self.headers.parse_line(line)
 
 
 class SharingHubHandler(APIHandler):

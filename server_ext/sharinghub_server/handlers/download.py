@@ -7,10 +7,10 @@ import mimetypes
 import os
 import re
 
-from tornado import httpclient, httputil, web
+from tornado import httpclient, web
 
 from ..service import LocalFile, NotFound, RemoteFile
-from .base import SharingHubHandler
+from .base import SharingHubHandler, UpstreamHead
 
 _CHUNK = 1 << 20
 _PASS_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
@@ -32,30 +32,24 @@ class DownloadHandler(SharingHubHandler):
         headers = dict(target.headers)
         if "Range" in self.request.headers:
             headers["Range"] = self.request.headers["Range"]
-        state: dict = {"status": None, "headers": httputil.HTTPHeaders(), "started": False}
-
-        def on_header(line: str) -> None:
-            if line.startswith("HTTP/"):
-                state["status"] = httputil.parse_response_start_line(line.strip()).code
-                state["headers"] = httputil.HTTPHeaders()
-            elif line.strip():
-                state["headers"].parse_line(line)
+        answer = UpstreamHead()
+        state = {"started": False}
 
         def on_chunk(chunk: bytes) -> None:
-            if state["status"] is None or state["status"] >= 300:
+            if answer.status is None or answer.status >= 300:
                 return  # an error body from GitLab is not the user's file
             if not state["started"]:
                 state["started"] = True
-                self.set_status(state["status"])
+                self.set_status(answer.status)
                 for name in _PASS_HEADERS:
-                    if name in state["headers"]:
-                        self.set_header(name, state["headers"][name])
+                    if name in answer.headers:
+                        self.set_header(name, answer.headers[name])
                 self._disposition(path)
             self.write(chunk)
             self.flush()
 
         request = httpclient.HTTPRequest(target.url, headers=headers, streaming_callback=on_chunk,
-                                         header_callback=on_header, request_timeout=3600,
+                                         header_callback=answer, request_timeout=3600,
                                          follow_redirects=True)
         response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
         if response.code >= 400 or response.code == 599:

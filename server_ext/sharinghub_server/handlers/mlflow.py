@@ -15,10 +15,11 @@ from urllib.parse import unquote, urlsplit
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
-from tornado import httpclient, httputil, iostream, web
+from tornado import httpclient, iostream, web
 from tornado.wsgi import WSGIContainer
 
 from ..tracking.hooks import SAFE_METHODS, watched
+from .base import UpstreamHead
 
 #: request headers an external server gets from the client (never its credentials)
 _FORWARD = ("Accept", "Content-Type", "Range", "If-None-Match", "If-Modified-Since",
@@ -131,24 +132,17 @@ class MLflowProxyHandler(_MLflowBase):
         base = tracking.base_of(sub)
         below = sub[len(base):].lstrip("/")
         keep = watched(method, below)
-        state: dict[str, Any] = {"status": None, "headers": httputil.HTTPHeaders(),
-                                 "started": False, "body": []}
-
-        def on_header(line: str) -> None:
-            if line.startswith("HTTP/"):
-                state["status"] = httputil.parse_response_start_line(line.strip()).code
-                state["headers"] = httputil.HTTPHeaders()
-            elif line.strip():
-                state["headers"].parse_line(line)
+        answer = UpstreamHead()
+        state: dict[str, Any] = {"started": False, "body": []}
 
         def start() -> None:
             if not state["started"]:
                 state["started"] = True
-                self.set_status(state["status"] or 502)
+                self.set_status(answer.status or 502)
                 for name in _BACK:
-                    if name in state["headers"]:
-                        self.set_header(name, state["headers"][name])
-                location = state["headers"].get("Location")
+                    if name in answer.headers:
+                        self.set_header(name, answer.headers[name])
+                location = answer.headers.get("Location")
                 if location:
                     self.set_header("Location", self._local_location(location, tracking))
 
@@ -164,7 +158,7 @@ class MLflowProxyHandler(_MLflowBase):
         body = self.request.body if method not in SAFE_METHODS else None
         request = httpclient.HTTPRequest(
             url, method=method, headers=headers, body=body, allow_nonstandard_methods=True,
-            streaming_callback=on_chunk, header_callback=on_header, follow_redirects=False,
+            streaming_callback=on_chunk, header_callback=answer, follow_redirects=False,
             decompress_response=False, request_timeout=3600, connect_timeout=20)
         try:
             response = await self._client().fetch(request, raise_error=False)
