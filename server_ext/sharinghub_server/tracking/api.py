@@ -45,63 +45,55 @@ class MlflowApi:
         status, data = self._transport("GET", path, None, None)
         return data if status == 200 else None
 
-    # --- registry -------------------------------------------------------------------------
-
-    def registered_models(self) -> Iterator[dict[str, Any]]:
+    def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every entry of a paged search (``page_token`` / ``next_page_token``)."""
         token = None
         while True:
-            page = self.call("GET", "api/2.0/mlflow/registered-models/search",
-                             {"max_results": 1000, **({"page_token": token} if token else {})})
-            yield from page.get("registered_models", [])
+            page = self.call("GET", path, {**params, "max_results": 1000,
+                                           **({"page_token": token} if token else {})})
+            yield from page.get(key, [])
             token = page.get("next_page_token")
             if not token:
                 return
 
-    def registered_model(self, name: str) -> dict[str, Any] | None:
+    def _get(self, path: str, key: str, params: dict[str, Any], *,
+             missing_only: bool = True) -> Any:
+        """``key`` of a GET's answer; None when the resource does not exist (or, with
+        ``missing_only=False``, on any MLflow error)."""
         try:
-            return self.call("GET", "api/2.0/mlflow/registered-models/get",
-                             {"name": name}).get("registered_model")
+            return self.call("GET", path, params).get(key)
         except MlflowError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
+            if not missing_only or exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
                 return None
             raise
 
+    # --- registry -------------------------------------------------------------------------
+
+    def registered_models(self) -> Iterator[dict[str, Any]]:
+        return self._pages("api/2.0/mlflow/registered-models/search", "registered_models", {})
+
+    def registered_model(self, name: str) -> dict[str, Any] | None:
+        return self._get("api/2.0/mlflow/registered-models/get", "registered_model",
+                         {"name": name})
+
     def model_versions(self, name: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        token = None
         escaped = name.replace("'", "\\'")
-        while True:
-            page = self.call("GET", "api/2.0/mlflow/model-versions/search",
-                             {"filter": f"name='{escaped}'", "max_results": 1000,
-                              **({"page_token": token} if token else {})})
-            out += page.get("model_versions", [])
-            token = page.get("next_page_token")
-            if not token:
-                return out
+        return list(self._pages("api/2.0/mlflow/model-versions/search", "model_versions",
+                                {"filter": f"name='{escaped}'"}))
 
     def download_uri(self, name: str, version: str) -> str | None:
-        try:
-            return self.call("GET", "api/2.0/mlflow/model-versions/get-download-uri",
-                             {"name": name, "version": version}).get("artifact_uri")
-        except MlflowError:
-            return None
+        return self._get("api/2.0/mlflow/model-versions/get-download-uri", "artifact_uri",
+                         {"name": name, "version": version}, missing_only=False)
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        try:
-            return self.call("GET", "api/2.0/mlflow/runs/get", {"run_id": run_id}).get("run")
-        except MlflowError:
-            return None
+        return self._get("api/2.0/mlflow/runs/get", "run", {"run_id": run_id},
+                         missing_only=False)
 
     # --- experiments and runs -------------------------------------------------------------
 
     def experiment_by_name(self, name: str) -> dict[str, Any] | None:
-        try:
-            return self.call("GET", "api/2.0/mlflow/experiments/get-by-name",
-                             {"experiment_name": name}).get("experiment")
-        except MlflowError as exc:
-            if exc.code == "RESOURCE_DOES_NOT_EXIST" or exc.status == 404:
-                return None
-            raise
+        return self._get("api/2.0/mlflow/experiments/get-by-name", "experiment",
+                         {"experiment_name": name})
 
     def create_experiment(self, name: str, tags: dict[str, str]) -> str:
         doc = self.call("POST", "api/2.0/mlflow/experiments/create", None, {
