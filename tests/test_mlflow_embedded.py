@@ -95,6 +95,18 @@ def test_the_ui_needs_a_login_and_renders_after_it(server):
     assert ui.status_code == 200 and b"<html" in ui.content.lower()
 
 
+def test_answers_may_be_framed_by_this_origin_only(server):
+    """JupyterLab (the same origin) shows the UI in a tab; other sites may not frame it."""
+    auth = {"Authorization": f"token {TOKEN}"}
+    ui = requests.get(f"{server['tracking']}/", headers=auth, timeout=60)
+    api = requests.get(f"{server['tracking']}/api/2.0/mlflow/experiments/search",
+                       params={"max_results": 1}, headers=auth, timeout=30)
+    for answer in (ui, api):
+        assert answer.status_code == 200
+        policy = answer.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'self'" in [d.strip() for d in policy.split(";")], policy
+
+
 def test_cookie_requests_must_come_from_the_same_origin(server):
     session = requests.Session()
     login = session.get(f"{server['url']}login", timeout=10)

@@ -186,7 +186,7 @@ class CatalogService:
         if not path or clean.startswith("..") or clean == "." or "\x00" in path:
             raise BadRequest(f"bad file path {path!r}")
         from .sources.gitlab import GitLabSource
-        from .sources.local import LocalSource
+        from .sources.local import LocalSource, served
 
         record, source = self._project(item_id)
         if isinstance(source, GitLabSource):
@@ -199,7 +199,8 @@ class CatalogService:
             target = (root / clean).resolve()
             if not target.is_relative_to(root) or not target.is_file():
                 raise NotFound(f"no file {clean!r} in {item_id}")
-            if ".git" in target.relative_to(root).parts:
+            # local-only files stay here, asked for directly or through a symlink
+            if not served(Path(clean)) or not served(target.relative_to(root)):
                 raise NotFound(f"no file {clean!r} in {item_id}")
             return LocalFile(target, target.stat().st_size)
         raise NotFound(f"no downloads from the source of {item_id}")

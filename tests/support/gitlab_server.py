@@ -55,6 +55,7 @@ __all__ = [
     "FaultRule",
     "GitLabTestServer",
     "RequestRecord",
+    "StreamedFile",
     "make_synthetic_projects",
 ]
 
@@ -425,11 +426,74 @@ class _Repo:
 
 
 @dataclass
+class StreamedFile:
+    """A raw file made up as it is sent, for files too big to hold (in memory or on disk):
+    ``size`` bytes derived from ``seed``, written in 1 MiB chunks at the reader's pace (each
+    chunk once the previous one reached the socket).  ``sized`` sends ``Content-Length``
+    (else the answer is chunked); ``cut_after`` drops the connection after that many bytes,
+    a truncated answer.  ``sent`` counts the bytes handed to the socket so far; ``state`` is
+    ``"new"``, ``"sending"``, ``"done"`` or ``"closed"`` (the reader went away or the cut);
+    ``waiting_since`` is when the chunk being written started waiting for the reader (None
+    when not waiting)."""
+
+    size: int
+    seed: bytes = b"sharinghub"
+    sized: bool = True
+    cut_after: int | None = None
+    sent: int = 0
+    state: str = "new"
+    waiting_since: float | None = None
+
+    def chunks(self, limit: int | None = None) -> Iterable[bytes]:
+        """The content, in order (the first ``limit`` bytes only, if given)."""
+        block = hashlib.sha256(self.seed).digest() * (1 << 15)  # 1 MiB
+        end = self.size if limit is None else min(limit, self.size)
+        position = 0
+        while position < end:
+            shift = (position >> 20) % 32
+            chunk = block[shift:] + block[:shift]
+            yield chunk[:end - position]
+            position += len(chunk)
+
+    def sha256(self) -> str:
+        """The digest of the whole content."""
+        digest = hashlib.sha256()
+        for chunk in self.chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    async def write_to(self, handler: tornado.web.RequestHandler) -> None:
+        self.state = "sending"
+        if self.sized:
+            handler.set_header("Content-Length", str(self.size))
+        try:
+            for chunk in self.chunks(self.cut_after):
+                handler.write(chunk)
+                self.waiting_since = time.monotonic()
+                await handler.flush()
+                self.waiting_since = None
+                self.sent += len(chunk)
+        except tornado.iostream.StreamClosedError:
+            self.state = "closed"
+            return
+        finally:
+            self.waiting_since = None
+        if self.cut_after is not None:
+            handler.request.connection.close()
+            self.state = "closed"
+            return
+        with contextlib.suppress(tornado.iostream.StreamClosedError):
+            await handler.finish()
+        self.state = "done"
+
+
+@dataclass
 class _Resp:
     status: int = 200
     body: bytes = b""
     content_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: StreamedFile | None = None
 
 
 class _ApiError(Exception):
@@ -862,6 +926,12 @@ class GitLabTestServer(ThreadedServer):
         self._repos: dict[int, _Repo] = {}
         self._git: dict[int, _GitState] = {}
         self._pushes = 0
+        #: raw files (``repository/files/<path>/raw``, any project) answered by a redirect to
+        #: the URL given (absolute or relative), as GitLab does for LFS objects in object
+        #: storage: file path -> ``Location``
+        self.raw_redirects: dict[str, str] = {}
+        #: raw files (any project) generated as they are sent: file path -> file
+        self.raw_streams: dict[str, StreamedFile] = {}
         for project in projects:
             self.add_project(project)
 
@@ -1324,6 +1394,9 @@ class GitLabTestServer(ThreadedServer):
             handler.set_header("Content-Type", resp.content_type)
         for name, value in resp.headers.items():
             handler.set_header(name, value)
+        if resp.stream is not None:
+            await resp.stream.write_to(handler)
+            return
         with contextlib.suppress(tornado.iostream.StreamClosedError):
             await handler.finish(resp.body)
 
@@ -1920,6 +1993,11 @@ class GitLabTestServer(ThreadedServer):
         return commit, path, commit.files[path]
 
     def _ep_file_raw(self, ctx: _Ctx) -> _Resp:
+        wanted = unquote(ctx.groups["file"]).strip("/")
+        if wanted in self.raw_redirects:
+            return _Resp(302, b"", None, {"Location": self.raw_redirects[wanted]})
+        if wanted in self.raw_streams:
+            return _Resp(200, b"", "application/octet-stream", stream=self.raw_streams[wanted])
         _commit, path, data = self._file_of(ctx, ctx.param("ref"))
         try:
             data.decode("utf-8")

@@ -1,24 +1,42 @@
 """``sharinghub/api/download/{item_id}/-/{file_path}``: a repository file, streamed with the
-server's credentials (never shown to the client), ranges passed through."""
+server's credentials (never shown to the client, never sent to another host), at the client's
+pace and of any size, ranges passed through."""
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import re
+from urllib.parse import urljoin, urlsplit
 
-from tornado import httpclient, web
+from tornado import web
 
 from ..service import LocalFile, NotFound, RemoteFile
 from .base import SharingHubHandler, UpstreamHead
+from .streaming import Relay, RelayingHandler
 
 _CHUNK = 1 << 20
-_PASS_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "ETag",
-                 "Last-Modified")
+_PASS_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "Content-Range",
+                 "Accept-Ranges", "ETag", "Last-Modified")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: GitLab answers a raw LFS file in object storage with a redirect to the storage
+_REDIRECTS = (301, 302, 303, 307, 308)
+_HOPS = 5
+_CREDENTIALS = ("private-token", "authorization", "cookie")
 
 
-class DownloadHandler(SharingHubHandler):
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """scheme, host, port: who a request goes to."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # a port that is not a number
+        raise web.HTTPError(502, "GitLab redirected to a bad URL") from None
+    return parts.scheme, parts.hostname or "", port
+
+
+class DownloadHandler(RelayingHandler, SharingHubHandler):
     @web.authenticated
     async def get(self, item_id: str, path: str) -> None:
         ref = self.get_argument("ref", None)
@@ -29,37 +47,44 @@ class DownloadHandler(SharingHubHandler):
             await self._remote(target, path)
 
     async def _remote(self, target: RemoteFile, path: str) -> None:
+        """Redirects are followed here, not by tornado's client (which keeps ``PRIVATE-TOKEN``
+        on a redirect to another host): GitLab's credentials go to GitLab's origin only, and
+        once an answer sent us elsewhere, nowhere again."""
         headers = dict(target.headers)
         if "Range" in self.request.headers:
             headers["Range"] = self.request.headers["Range"]
-        answer = UpstreamHead()
-        state = {"started": False}
-
-        def on_chunk(chunk: bytes) -> None:
-            if answer.status is None or answer.status >= 300:
-                return  # an error body from GitLab is not the user's file
-            if not state["started"]:
-                state["started"] = True
-                self.set_status(answer.status)
-                for name in _PASS_HEADERS:
-                    if name in answer.headers:
-                        self.set_header(name, answer.headers[name])
-                self._disposition(path)
-            self.write(chunk)
-            self.flush()
-
-        request = httpclient.HTTPRequest(target.url, headers=headers, streaming_callback=on_chunk,
-                                         header_callback=answer, request_timeout=3600,
-                                         follow_redirects=True)
-        response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code >= 400 or response.code == 599:
+        home, url = _origin(target.url), target.url
+        for _hop in range(_HOPS + 1):
+            relay = Relay(self, functools.partial(self._show, path))
+            response = await relay.fetch(url, headers=headers,
+                                         unreachable="the server of this file is unreachable")
+            location = response.headers.get("Location")
+            if response.code not in _REDIRECTS or not location:
+                break
+            url = urljoin(url, location)
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise web.HTTPError(502, "GitLab redirected to a bad URL")
+            if _origin(url) != home:
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+        else:
+            raise web.HTTPError(502, f"GitLab redirected more than {_HOPS} times")
+        if response.code >= 300:
             if response.code in (401, 403, 404):
                 raise NotFound(f"no file {path!r} at that revision, or it is not visible")
             raise web.HTTPError(502, f"GitLab answered {response.code}")
-        if not state["started"]:  # an empty file
-            self.set_status(response.code)
-            self._disposition(path)
+        relay.start()  # an empty file has had no chunk
         self.finish()
+
+    def _show(self, path: str, head: UpstreamHead) -> bool:
+        """A file's answer goes to the client; a redirect's or an error's body does not."""
+        if head.status is None or not 200 <= head.status < 300:
+            return False
+        self.set_status(head.status)
+        for name in _PASS_HEADERS:
+            if name in head.headers:
+                self.set_header(name, head.headers[name])
+        self._disposition(path)
+        return True
 
     async def _local(self, target: LocalFile) -> None:
         size = target.size

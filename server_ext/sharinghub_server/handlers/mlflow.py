@@ -3,23 +3,27 @@ served by the embedded server or proxied to an external one.
 
 The MLflow UI sends no ``_xsrf`` token, so instead of Jupyter's XSRF check a cookie-
 authenticated state change must come from this origin (Origin or Referer); requests with a
-token (the MLflow client's ``MLFLOW_TRACKING_TOKEN``) need no such check.
+token (the MLflow client's ``MLFLOW_TRACKING_TOKEN``) need no such check. Every answer says
+that only this origin may frame it (JupyterLab shows the UI in a tab; other sites may not).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
-from tornado import httpclient, iostream, web
+from tornado import web
 from tornado.wsgi import WSGIContainer
 
 from ..tracking.hooks import SAFE_METHODS, watched
 from .base import UpstreamHead
+from .streaming import Relay, RelayingHandler
 
 #: request headers an external server gets from the client (never its credentials)
 _FORWARD = ("Accept", "Content-Type", "Range", "If-None-Match", "If-Modified-Since",
@@ -27,8 +31,36 @@ _FORWARD = ("Accept", "Content-Type", "Range", "If-None-Match", "If-Modified-Sin
 #: response headers passed back (never cookies)
 _BACK = ("Content-Type", "Content-Length", "Content-Encoding", "Content-Range",
          "Accept-Ranges", "ETag", "Last-Modified", "Cache-Control", "Content-Disposition")
-#: artifacts of any size stream through the proxy (tornado's client stops at 100 MB)
-_MAX_BODY = 1 << 40
+#: query parameters that are Jupyter's authentication, not MLflow's
+_JUPYTER_PARAMS = ("token", "_xsrf")
+
+
+def framed_by_self(csp: str) -> str:
+    """A Content-Security-Policy with ``frame-ancestors 'self'``, unless it already says who
+    may frame (an admin's ``headers`` setting wins)."""
+    directives = [d.strip() for d in csp.split(";") if d.strip()]
+    if any(d.split()[0].lower() == "frame-ancestors" for d in directives):
+        return csp
+    return "; ".join([*directives, "frame-ancestors 'self'"])
+
+
+def _with_header(app: Callable, name: str, value: str) -> Callable:
+    """A WSGI app adding one header to every answer of ``app``."""
+
+    def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, (name, value)], exc_info)
+
+        return app(environ, start)
+
+    return wrapped
+
+
+def _upstream_query(query: str) -> str:
+    """The query without Jupyter's own credentials (``?token=`` authenticates to Jupyter),
+    the rest byte for byte and in order."""
+    return "&".join(p for p in query.split("&")
+                    if unquote_plus(p.partition("=")[0]) not in _JUPYTER_PARAMS)
 
 
 class _MLflowBase(JupyterHandler):
@@ -50,6 +82,10 @@ class _MLflowBase(JupyterHandler):
                 raise web.HTTPError(403, "cross-origin request to MLflow refused")
         elif self.cookies:  # a browser's cookie-authenticated change says where it is from
             raise web.HTTPError(403, "cross-origin request to MLflow refused")
+
+    @property
+    def content_security_policy(self) -> str:
+        return framed_by_self(super().content_security_policy)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """MLflow-shaped errors, which the MLflow client reports as such."""
@@ -75,6 +111,8 @@ class MLflowHandler(_MLflowBase):
         if container is None:
             # the first requests wait for the load instead of failing
             app = await asyncio.wrap_future(embedded.wsgi_app())
+            # the WSGI answers bypass this handler's headers: the policy goes in them
+            app = _with_header(app, "Content-Security-Policy", self.content_security_policy)
             container = self.settings.setdefault(
                 "sharinghub_mlflow_container",
                 WSGIContainer(app, executor=self.settings["sharinghub_executor"]))
@@ -88,15 +126,10 @@ class MLflowHandler(_MLflowBase):
     get = post = put = patch = delete = head = options = _unused
 
 
-class MLflowProxyHandler(_MLflowBase):
+class MLflowProxyHandler(RelayingHandler, _MLflowBase):
     """An external server: requests forwarded with the GitLab token as ``Authorization:
-    Bearer`` instead of the user's Jupyter credentials, answers streamed back (with
-    backpressure: a slow client slows the download, the server buffers nothing)."""
-
-    _gone = False
-
-    def on_connection_close(self) -> None:
-        self._gone = True  # the next chunk stops the upstream download
+    Bearer`` instead of the user's Jupyter credentials (header, cookie or ``?token=``),
+    answers streamed back at the client's pace (see :mod:`.streaming`)."""
 
     def _upstream_path(self) -> str:
         """The request's path below ``sharinghub/mlflow/``, still percent-encoded (so that
@@ -110,71 +143,41 @@ class MLflowProxyHandler(_MLflowBase):
                 raise web.HTTPError(400, "bad path for the MLflow server")
         return raw.lstrip("/")
 
-    def _client(self) -> httpclient.AsyncHTTPClient:
-        client = self.settings.get("sharinghub_proxy_client")
-        if client is None:
-            client = self.settings.setdefault("sharinghub_proxy_client",
-                                              httpclient.AsyncHTTPClient(
-                                                  force_instance=True, max_clients=64,
-                                                  max_body_size=_MAX_BODY))
-        return client
-
     async def _forward(self, path: str | None = None) -> None:
         tracking = self.settings["sharinghub_tracking"]
         raw = self._upstream_path()
         sub = unquote(raw)
         method = self.request.method or "GET"
         url = f"{tracking.external_uri}/{raw}"
-        if self.request.query:
-            url += "?" + self.request.query
+        query = _upstream_query(self.request.query)
+        if query:
+            url += "?" + query
         headers = {k: self.request.headers[k] for k in _FORWARD if k in self.request.headers}
         headers.update(tracking.upstream_headers())
         base = tracking.base_of(sub)
         below = sub[len(base):].lstrip("/")
         keep = watched(method, below)
-        answer = UpstreamHead()
-        state: dict[str, Any] = {"started": False, "body": []}
-
-        def start() -> None:
-            if not state["started"]:
-                state["started"] = True
-                self.set_status(answer.status or 502)
-                for name in _BACK:
-                    if name in answer.headers:
-                        self.set_header(name, answer.headers[name])
-                location = answer.headers.get("Location")
-                if location:
-                    self.set_header("Location", self._local_location(location, tracking))
-
-        def on_chunk(chunk: bytes):
-            if self._gone:
-                raise iostream.StreamClosedError()  # stops the upstream download
-            start()
-            if keep:
-                state["body"].append(chunk)
-            self.write(chunk)
-            return self.flush()
-
+        relay = Relay(self, functools.partial(self._show, tracking), keep=keep)
         body = self.request.body if method not in SAFE_METHODS else None
-        request = httpclient.HTTPRequest(
-            url, method=method, headers=headers, body=body, allow_nonstandard_methods=True,
-            streaming_callback=on_chunk, header_callback=answer, follow_redirects=False,
-            decompress_response=False, request_timeout=3600, connect_timeout=20)
-        try:
-            response = await self._client().fetch(request, raise_error=False)
-            failed = response.code == 599
-        except (OSError, httpclient.HTTPClientError, iostream.StreamClosedError):
-            failed = True
-        if failed:
-            if state["started"] or self._gone:  # a cut answer must not look complete
-                self.request.connection.close()
-                return
-            raise web.HTTPError(502, "the MLflow server is unreachable")
-        start()
+        response = await relay.fetch(url, method=method, headers=headers, body=body,
+                                     allow_nonstandard_methods=True,
+                                     unreachable="the MLflow server is unreachable")
+        relay.start()  # an empty answer has had no chunk
         self.finish()
         if keep:
             tracking.on_request(base, method, below, self.request.body or b"",
-                                response.code, b"".join(state["body"]))
+                                response.code, b"".join(relay.kept))
+
+    def _show(self, tracking, head: UpstreamHead) -> bool:
+        """Every answer goes back as it is, errors included, with the headers of ``_BACK``."""
+        self.set_status(head.status or 502)
+        for name in _BACK:
+            if name in head.headers:
+                self.set_header(name, head.headers[name])
+        location = head.headers.get("Location")
+        if location:
+            self.set_header("Location", self._local_location(location, tracking))
+        return True
 
     def _local_location(self, location: str, tracking) -> str:
         """A redirect within the MLflow server, as a path on this one."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..catalog.dvc_outputs import is_dvc_file
 from ..catalog.frontmatter import parse_readme
@@ -21,6 +21,22 @@ _README_NAMES = ("README.md", "readme.md", "Readme.md")
 _SKIP_DIRS = {".git", ".dvc/cache", ".dvc/tmp", "__pycache__", ".ipynb_checkpoints",
               "node_modules", ".venv"}
 _MAX_FILES = 20000
+#: files that hold credentials by convention, wherever they are
+_CREDENTIAL_FILES = {".env", ".netrc", "_netrc", ".git-credentials"}
+#: what ``.dvc/`` shares through git; the rest (``config.local``, ``tmp/``, ``cache/``) is
+#: this machine's
+_DVC_SHARED = (("config",), (".gitignore",))
+
+
+def served(path: PurePath) -> bool:
+    """Whether a local project's file (``path`` relative to the project) may be downloaded:
+    what the project shares, not what only this machine has. Nothing under ``.git``; under
+    ``.dvc`` only ``config`` and ``.gitignore`` (``config.local`` is where DVC keeps
+    credentials); no credential file anywhere."""
+    parts = path.parts
+    if ".git" in parts or not _CREDENTIAL_FILES.isdisjoint(parts):
+        return False
+    return all(parts[i + 1:] in _DVC_SHARED for i, part in enumerate(parts) if part == ".dvc")
 
 
 def _git(repo: Path, *args: str) -> str | None:
