@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import TOKEN, wait_for_crawl
 from tests.support.git_repos import make_big_dataset, make_dataset_repo, tool_env
 from tests.support.gitlab_server import FakeProject, GitLabTestServer
+from tests.support.polling import poll
 from tests.support.s3 import seaweed_fixture
 from tests.test_dvc_local import api, wait_job
 
@@ -181,19 +182,46 @@ async def test_cancel_a_fresh_pull_removes_it(jp_fetch, jp_root_dir):
     assert not (Path(jp_root_dir) / "big").exists()
 
 
+def job_processes(dest: Path) -> dict[tuple[int, str], str]:
+    """Live processes working in ``dest`` (git and its remote helper run there), by (pid,
+    start time) so that a reused pid is another process, with their command names."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            comm, _, rest = (entry / "stat").read_text().rpartition(")")
+        except (OSError, ValueError):  # not a process, gone, or not ours to look at
+            continue
+        fields = rest.split()
+        if fields[0] != "Z" and cwd.is_relative_to(dest):  # a zombie has stopped already
+            found[(int(entry.name), fields[19])] = comm.partition("(")[2]
+    return found
+
+
 async def test_cancel_an_update_restores_the_previous_version(jp_fetch, jp_root_dir, s3_ds,
                                                               gitlab):
     await wait_for_crawl(jp_fetch)
     job = await pull(jp_fetch, item="eo/s3-ds", rev="v1.0", dest="restore")
     assert job["state"] == "done"
-    dest = Path(jp_root_dir) / "restore"
-    gitlab.latency = 5.0  # the fetch of v1.1 hangs: time to cancel it
-    _, started = await api(jp_fetch, "dvc", "pull", method="POST",
-                           body={"item": "eo/s3-ds", "rev": "v1.1", "dest": "restore"})
-    t0 = asyncio.get_running_loop().time()
-    await api(jp_fetch, "dvc", "jobs", started["job"], method="DELETE")
-    job = await wait_job(jp_fetch, started["job"])
-    gitlab.latency = 0.0
+    dest = (Path(jp_root_dir) / "restore").resolve()
+    gitlab.latency = 3600  # git's requests hang: only stopping git can end the job
+    try:
+        _, started = await api(jp_fetch, "dvc", "pull", method="POST",
+                               body={"item": "eo/s3-ds", "rev": "v1.1", "dest": "restore"})
+
+        def fetching() -> dict | None:
+            found = job_processes(dest)
+            return found if "git-remote-http" in found.values() else None
+
+        running = await asyncio.to_thread(poll, fetching, "git's HTTP helper to wait for GitLab")
+        assert {"git", "git-remote-http"} <= set(running.values())
+        code, _ = await api(jp_fetch, "dvc", "jobs", started["job"], method="DELETE")
+        assert code == 200
+        job = await wait_job(jp_fetch, started["job"], timeout=60)
+    finally:
+        gitlab.latency = 0.0
     assert job["state"] == "cancelled"
-    assert asyncio.get_running_loop().time() - t0 < 4  # git was stopped, not waited for
+    alive = job_processes(dest)
+    assert [running[key] for key in running if key in alive] == []  # git and its helper
+    assert alive == {}
     assert s3_ds.diff_workspace(dest, "v1.0") == []

@@ -79,3 +79,16 @@ def test_errors_are_one_line():
     assert b.state == "failed" and b.error == "KeyError: 'x'"
     assert c.state == "cancelled"
     jobs.shutdown()
+
+
+def test_a_cancel_that_comes_after_the_work_finished_leaves_it_done():
+    jobs = JobManager(max_workers=1)
+
+    def work(job: Job):
+        jobs.cancel(job.id)  # the user's cancel lands after the last check: the work is done
+        return {"pulled": True}
+
+    job = jobs.submit(Job("pull", "g/p", None, "p"), work)
+    wait_ended(job)
+    assert job.state == "done" and job.result == {"pulled": True}
+    jobs.shutdown()

@@ -112,7 +112,7 @@ class JobManager:
             return
         try:
             job.result = work(job)
-            job.state = "cancelled" if job.cancel_event.is_set() else "done"
+            job.state = "done"  # a cancel that came too late changes nothing on disk
         except Cancelled:
             job.state = "cancelled"
         except JobError as exc:

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "ATTACKS",
     "DEFAULT_VERSIONS",
     "DVC",
     "CommandError",
@@ -42,6 +43,8 @@ __all__ = [
     "configure_remote",
     "make_big_dataset",
     "make_dataset_repo",
+    "make_hostile_repo",
+    "make_legacy_repo",
     "run_dvc",
     "run_git",
     "tool_env",
@@ -429,4 +432,97 @@ def make_big_dataset(
             contents[path] = data
     builder.track({"data"}, before=builder.first_commands())
     builder.commit(Version(tag, {}, message=f"{n_files} files"), md5s, contents)
+    return builder.finish()
+
+
+#: what :func:`make_hostile_repo` can make a version do
+ATTACKS = ("symlink", "cache", "dotdot", "ignored")
+
+
+def make_hostile_repo(
+    workdir: str | os.PathLike[str],
+    name: str,
+    remote_url: str,
+    *,
+    attack: str,
+    outside: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+) -> DatasetRepo:
+    """A dataset repository (README with ``topics: [sharinghub:dataset]``, a DVC remote at
+    ``remote_url``) whose ``v1.0`` is benign (a file output ``payload.txt``) and whose ``v2.0``
+    tries to make a pull write outside the working copy, by ``attack``:
+
+    - ``symlink``: a committed symlink ``lnk -> outside`` and an output ``lnk/payload.txt``;
+    - ``cache``: the committed ``.dvc/config`` sets ``[cache] dir = <outside>`` (absolute);
+    - ``dotdot``: an output ``../escape.txt``;
+    - ``ignored``: not hostile: ``.dvcignore`` hides ``payload.txt.dvc`` from DVC, so a pull
+      succeeds without writing the output its pointer file declares.
+
+    Every object is pushed to the remote, so only the repository's content is at fault.
+    ``contents`` gives the workspace's ``payload.txt`` at ``v1.0``."""
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {ATTACKS}")
+    builder = _Builder(workdir, name, remote_url, "storage", None, None, env)
+    path, outside = builder.path, Path(outside).resolve()
+    (path / "README.md").write_bytes(_readme(name, f"A repository that tries {attack!r}."))
+    v1 = b"payload, version 1.0\n"
+    (path / "payload.txt").write_bytes(v1)
+    builder.track({"payload.txt"}, before=builder.first_commands())
+    builder.commit(Version("v1.0", {"payload.txt": v1}),
+                   {"payload.txt": hashlib.md5(v1).hexdigest()}, {"payload.txt": v1})
+    v2 = f"payload of a hostile version ({attack})\n".encode()
+    (path / "payload.txt").write_bytes(v2)
+    builder.track({"payload.txt"})
+    pointer = yaml.safe_load((path / "payload.txt.dvc").read_text())
+    if attack in ("symlink", "dotdot"):
+        pointer["outs"][0]["path"] = "lnk/payload.txt" if attack == "symlink" else "../escape.txt"
+        (path / "payload.txt.dvc").unlink()
+        (path / "payload.txt").unlink()
+        (path / "payload.dvc").write_text(yaml.safe_dump(pointer, sort_keys=False))
+        if attack == "symlink":
+            (path / "lnk").symlink_to(outside, target_is_directory=True)
+    elif attack == "cache":
+        with (path / ".dvc" / "config").open("a") as fh:
+            fh.write(f"[cache]\n    dir = {outside}\n")
+    else:
+        (path / ".dvcignore").write_text("payload.txt.dvc\n")
+    builder.outputs = set()  # the pointer files are the attack's: commit them as they are
+    builder.git("add", "-A")
+    builder.git("commit", "-q", "-m", f"v2.0: {attack}", date="2024-04-01T10:00:00+00:00")
+    builder.git("tag", "v2.0")
+    builder.repo.tags.append("v2.0")
+    builder.repo.commits["v2.0"] = builder.git("rev-parse", "HEAD").decode().strip()
+    return builder.finish()
+
+
+def make_legacy_repo(
+    workdir: str | os.PathLike[str],
+    name: str,
+    remote_url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> DatasetRepo:
+    """A dataset repository as DVC 2 left it: pointer files without ``hash: md5`` and the
+    remote in DVC 2's layout (``<remote>/xx/rest``), a file output ``a.bin`` and a directory
+    output ``d`` (2 files), tagged ``v1.0``; ``remote_url`` must be a local folder."""
+    builder = _Builder(workdir, name, remote_url, "storage", None, None, env)
+    path, remote = builder.path, Path(builder.remote_url)
+    (path / "README.md").write_bytes(_readme(name, "Pointer files written by DVC 2."))
+    files = {"a.bin": bytes(range(256)) * 10, "d/x.bin": b"\x00\x01" * 100,
+             "d/y.bin": b"\x02\x03" * 50}
+    for rel, data in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_bytes(data)
+    builder.track({"a.bin", "d"}, before=builder.first_commands())
+    for pointer in ("a.bin.dvc", "d.dvc"):
+        data = yaml.safe_load((path / pointer).read_text())
+        data["outs"][0].pop("hash")
+        (path / pointer).write_text(yaml.safe_dump(data, sort_keys=False))
+    new_layout = remote / "files" / "md5"
+    for obj in sorted(p for p in new_layout.rglob("*") if p.is_file()):
+        target = remote / obj.relative_to(new_layout)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        obj.rename(target)
+    md5s = {p: hashlib.md5(d).hexdigest() for p, d in files.items()}
+    builder.commit(Version("v1.0", files), md5s, files)
     return builder.finish()

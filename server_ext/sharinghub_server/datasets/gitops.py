@@ -1,37 +1,63 @@
 """git for pull jobs: clone, fetch and check out with a token that never lands in a URL, a
-``.git/config`` or a process listing (it travels in ``GIT_CONFIG_*`` environment variables)."""
+``.git/config`` or a process listing.
+
+The token travels in the environment, and only a credential helper scoped to the clone URL's
+``scheme://host[:port]/`` hands it out: git asks for credentials per host, so a redirect to
+another host gets none (an ``http.extraHeader``, even a URL-scoped one, is matched once against
+the first URL and then sent with every request, wherever a redirect led).
+"""
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..jobs import Cancelled, JobError
+from .processes import stop_group
+
+TOKEN_VAR = "SHARINGHUB_GIT_TOKEN"
+# answers ``get`` only; ``store`` and ``erase`` are ignored, so nothing is written anywhere
+_HELPER = (f'!f() {{ test "$1" = get && echo username=oauth2 && echo "password=${TOKEN_VAR}"; '
+           "}; f")
 
 
-def git_env(token: str | None) -> dict[str, str]:
-    """Environment for git: no prompts, and the token as an HTTP header if there is one."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true",
-           "GIT_CONFIG_NOSYSTEM": "1"}
-    for key in [k for k in env if k.startswith("GIT_CONFIG_KEY_") or
-                k.startswith("GIT_CONFIG_VALUE_") or k == "GIT_CONFIG_COUNT"]:
-        del env[key]
-    if token:
-        basic = base64.b64encode(f"oauth2:{token}".encode()).decode()
-        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})
+def git_env(token: str | None, url: str | None = None) -> dict[str, str]:
+    """Environment for git: no prompts, no credential helper of the user's (it would store the
+    token), and the token for ``url``'s host only, if there is one."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+           and k not in ("GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", TOKEN_VAR)}
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_CONFIG_NOSYSTEM": "1"})
+    config = [("credential.helper", "")]  # an empty value drops the helpers configured before
+    origin = _origin(url) if token else None
+    if token and origin:
+        config.append((f"credential.{origin}.helper", _HELPER))
+        env[TOKEN_VAR] = token
+    env["GIT_CONFIG_COUNT"] = str(len(config))
+    for i, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
     return env
 
 
-def run_git(args: list[str], *, cwd: Path | None, token: str | None,
+def _origin(url: str | None) -> str | None:
+    """``scheme://host[:port]/`` of an http(s) URL (None for a local path)."""
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/"  # no user info
+
+
+def run_git(args: list[str], *, cwd: Path | None, token: str | None, url: str | None = None,
             timeout: float = 600, cancel: threading.Event | None = None) -> str:
-    """Run git; with ``cancel``, a set event kills it (and raises Cancelled) within 0.1 s."""
-    proc = subprocess.Popen(["git", *args], cwd=cwd, env=git_env(token), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """Run git in its own process group; with ``cancel``, a set event stops the group (git
+    and its remote helper) and raises Cancelled within about 0.1 s."""
+    proc = subprocess.Popen(["git", *args], cwd=cwd, env=git_env(token, url), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -39,11 +65,11 @@ def run_git(args: list[str], *, cwd: Path | None, token: str | None,
             break
         except subprocess.TimeoutExpired:
             if cancel is not None and cancel.is_set():
-                proc.kill()
+                stop_group(proc)
                 proc.communicate()
                 raise Cancelled from None
             if time.monotonic() > deadline:
-                proc.kill()
+                stop_group(proc)
                 proc.communicate()
                 raise JobError(f"git {args[0]} timed out") from None
     if proc.returncode != 0:
@@ -66,12 +92,14 @@ def _clean(stderr: str, token: str | None) -> str:
 def clone(url: str, dest: Path, *, token: str | None,
           cancel: threading.Event | None = None) -> None:
     run_git(["clone", "--quiet", "--no-checkout", url, str(dest)], cwd=None, token=token,
-            cancel=cancel)
+            url=url, cancel=cancel)
 
 
-def fetch(dest: Path, *, token: str | None, cancel: threading.Event | None = None) -> None:
+def fetch(dest: Path, url: str, *, token: str | None,
+          cancel: threading.Event | None = None) -> None:
+    """Fetch from ``origin`` (whose URL is ``url``: the token is scoped to it)."""
     run_git(["fetch", "--quiet", "--tags", "--force", "origin"], cwd=dest, token=token,
-            cancel=cancel)
+            url=url, cancel=cancel)
 
 
 def resolve(dest: Path, rev: str) -> str:

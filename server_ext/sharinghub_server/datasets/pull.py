@@ -2,7 +2,9 @@
 then ``dvc pull`` its data, reporting files and bytes as they land in the DVC cache.
 
 On failure or cancel the destination is left as it was: a fresh clone is removed, an
-updated working copy goes back to its previous commit and data.
+updated working copy goes back to its previous commit and data. Nothing the repository says
+may make the pull write outside the destination (:mod:`.safety`, :mod:`.worker`); a job is
+done only when every output it expects is in the workspace and the cache.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,10 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..catalog import dvc_outputs
 from ..catalog.timeutil import iso
 from ..jobs import Cancelled, Job, JobError
 from . import gitops
+from .processes import stop_group
+from .safety import check_tree
 
 MANIFEST = ".sharinghub-pull.json"
 _POLL = 0.5
@@ -42,7 +48,9 @@ class PullPlan:
 
 
 def resolve_dest(root: Path, dest: str | None, item_id: str) -> Path:
-    """The destination of a pull, inside the Jupyter root; ValueError if it would not be."""
+    """The destination of a pull, inside the Jupyter root and under no hidden folder (a pull
+    into ``.ipython/profile_default/startup`` would run code in every new kernel), not an
+    existing file; ValueError if it would not be."""
     name = dest if dest not in (None, "") else item_id.rstrip("/").rsplit("/", 1)[-1]
     if "\x00" in name or os.path.isabs(name) or name.startswith("~"):
         raise ValueError(f"dest {name!r} must be a path relative to the Jupyter root")
@@ -50,6 +58,11 @@ def resolve_dest(root: Path, dest: str | None, item_id: str) -> Path:
     target = (root / name).resolve()  # follows symlinks of the parts that exist
     if target == root or not target.is_relative_to(root):
         raise ValueError(f"dest {name!r} is outside the Jupyter root")
+    if any(part.startswith(".") for part in target.relative_to(root).parts):
+        raise ValueError(f"dest {name!r} is a hidden folder or inside one; choose another")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"dest {name!r} is an existing file or inside one; choose a folder")
     return target
 
 
@@ -69,6 +82,8 @@ def remotes_for(dest: Path, settings: dict[str, dict[str, Any]]) -> dict[str, di
 
 
 def expected_outputs(dest: Path) -> list[dvc_outputs.DvcOutput]:
+    """The outputs a pull must bring: those of every pointer file, less ``cache: false`` ones
+    (DVC neither stores nor pulls them)."""
     files: dict[str, str] = {}
     for path in _dvc_files(dest):
         rel = path.relative_to(dest).as_posix()
@@ -77,7 +92,25 @@ def expected_outputs(dest: Path) -> list[dvc_outputs.DvcOutput]:
         except (OSError, UnicodeDecodeError):
             continue
     outputs, _ = dvc_outputs.parse_outputs(files)
-    return outputs
+    uncached = {posixpath.normpath(posixpath.join(posixpath.dirname(rel), str(out.get("path"))))
+                for rel, text in files.items() for out in _outs(text) if out.get("cache") is False}
+    return [o for o in outputs if o.path not in uncached]
+
+
+def _outs(text: str) -> list[dict[str, Any]]:
+    """The ``outs`` of a pointer file, or of every stage of a ``dvc.lock``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(data, dict):
+        return []
+    stages = data.get("stages")
+    if isinstance(stages, dict):
+        found = [o for st in stages.values() if isinstance(st, dict) for o in st.get("outs") or []]
+    else:
+        found = data.get("outs") or []
+    return [o for o in found if isinstance(o, dict)]
 
 
 def _dvc_files(dest: Path):
@@ -93,32 +126,47 @@ class CacheProgress:
     fetched so far (objects already there from an earlier version count as done)."""
 
     def __init__(self, dest: Path, outputs: list[dvc_outputs.DvcOutput]) -> None:
-        self.cache = dest / ".dvc" / "cache" / "files" / "md5"
+        self.cache = dest / ".dvc" / "cache"
         self.outputs = outputs
         self.files_total = sum((o.nfiles or 0) if o.is_dir else 1 for o in outputs)
         self.bytes_total = sum(o.size or 0 for o in outputs)
         self._dir_entries: dict[str, list[str]] = {}
         self._found: dict[str, int] = {}
 
-    def _object(self, md5: str) -> Path:
-        return self.cache / md5[:2] / md5[2:]
+    def _object(self, md5: str, legacy: bool) -> Path:
+        """DVC 3 keeps md5 objects in ``files/md5/`` and DVC 2's (``legacy_hash``) at the top."""
+        return (self.cache if legacy else self.cache / "files" / "md5") / md5[:2] / md5[2:]
 
     def measure(self) -> tuple[int, int]:
-        """Objects found once stay found: each poll only looks for the missing ones."""
+        """Files and bytes of the outputs whose objects are in the cache (two files with the
+        same content are one object but two files). Objects found once stay found: each poll
+        only looks for the missing ones."""
+        files = size = 0
         for out in self.outputs:
             if not out.md5:
                 continue
-            for md5 in self._entries(out.md5) if out.is_dir else [out.md5]:
+            for md5 in self._entries(out) if out.is_dir else [out.md5]:
                 if md5 not in self._found:
-                    n = _size(self._object(md5))
-                    if n is not None:
-                        self._found[md5] = n
-        return len(self._found), sum(self._found.values())
+                    n = _size(self._object(md5, out.legacy_hash))
+                    if n is None:
+                        continue
+                    self._found[md5] = n
+                files += 1
+                size += self._found[md5]
+        return files, size
 
-    def _entries(self, dir_md5: str) -> list[str]:
+    def missing(self, dest: Path) -> list[str]:
+        """Outputs absent from the workspace or whose object (a file's, a directory's
+        listing) is not in the cache: what DVC did not bring, whatever it answered."""
+        return [o.path for o in self.outputs if not (dest / o.path).exists() or not o.md5
+                or _size(self._object(o.md5, o.legacy_hash)) is None]
+
+    def _entries(self, out: dvc_outputs.DvcOutput) -> list[str]:
+        """The md5s of a directory output's files, from its listing once it is in the cache."""
+        dir_md5 = str(out.md5)
         if dir_md5 not in self._dir_entries:
             try:
-                listing = json.loads(self._object(dir_md5).read_text())
+                listing = json.loads(self._object(dir_md5, out.legacy_hash).read_text())
             except (OSError, ValueError):
                 return []
             self._dir_entries[dir_md5] = [e["md5"] for e in listing if "md5" in e]
@@ -148,10 +196,11 @@ def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
         else:
             if gitops.is_dirty(dest):
                 raise JobError(f"{job.dest} has uncommitted changes; commit or discard them")
-            gitops.fetch(dest, token=plan.token, cancel=job.cancel_event)
+            gitops.fetch(dest, plan.repo_url, token=plan.token, cancel=job.cancel_event)
         job.check_cancelled()
         commit = gitops.resolve(dest, plan.rev or gitops.default_branch(dest))
         gitops.checkout(dest, commit)
+        levels = check_tree(dest)
         gitops.exclude(dest, f"/{MANIFEST}")
         job.check_cancelled()
 
@@ -159,9 +208,13 @@ def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
         outputs = expected_outputs(dest)
         progress = CacheProgress(dest, outputs)
         job.files_total, job.bytes_total = progress.files_total, progress.bytes_total
-        _run_worker(job, dest, remotes_for(dest, plan.remote_settings), progress, plan.jobs)
+        _run_worker(job, dest, remotes_for(dest, plan.remote_settings), progress, plan.jobs,
+                    config_levels=levels)
         job.files_done, job.bytes_done = progress.measure()
-        job.files_done = max(job.files_done, job.files_total or 0)
+        missing = progress.missing(dest)
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise JobError(f"dvc pull did not bring the output {missing[0][:100]!r}{more}")
         manifest = {
             "item": plan.item, "rev": plan.rev or gitops.default_branch(dest), "commit": commit,
             "source": plan.repo_url, "pulled_at": iso(datetime.now(timezone.utc)),
@@ -170,6 +223,10 @@ def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
         }
         (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         return {"commit": commit, "outputs": manifest["outputs"]}
+    except JobError as exc:
+        _restore(dest, fresh, previous, plan)
+        # the user knows the destination by its path in the Jupyter root, not the server's
+        raise JobError(str(exc).replace(str(dest), job.dest)) from None
     except BaseException:
         _restore(dest, fresh, previous, plan)
         raise
@@ -184,8 +241,11 @@ def _same_repo(dest: Path, url: str) -> bool:
 
 
 def _run_worker(job: Job, dest: Path, remotes: dict, progress: CacheProgress | None,
-                jobs: int | None, action: str = "pull") -> None:
-    request = json.dumps({"repo": str(dest), "remotes": remotes, "jobs": jobs, "action": action})
+                jobs: int | None, action: str = "pull",
+                config_levels: list[str] | None = None) -> None:
+    """DVC in a worker process (see :mod:`.worker`), stopped with its group on cancel."""
+    request = json.dumps({"repo": str(dest), "remotes": remotes, "jobs": jobs, "action": action,
+                          "config_levels": config_levels or ["repo"]})
     # no usage report from DVC: a server's pulls are not a person's commands
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sharinghub_server.datasets.worker"],
@@ -197,7 +257,7 @@ def _run_worker(job: Job, dest: Path, remotes: dict, progress: CacheProgress | N
     proc.stdin.close()
     while proc.poll() is None:
         if job.cancel_event.is_set():
-            _kill(proc)
+            stop_group(proc)
             raise Cancelled
         if progress is not None:
             job.files_done, job.bytes_done = progress.measure()
@@ -205,6 +265,8 @@ def _run_worker(job: Job, dest: Path, remotes: dict, progress: CacheProgress | N
     out = proc.stdout.read() if proc.stdout else ""
     err = proc.stderr.read() if proc.stderr else ""
     result = _last_json(out)
+    if result.get("refused"):
+        raise JobError(f"refused: {result['refused']}; nothing was pulled")
     if proc.returncode != 0 or not result.get("ok"):
         message = result.get("error") or (err.strip().splitlines() or ["DVC failed"])[-1]
         raise JobError(f"dvc {action} failed: {message}")
@@ -219,16 +281,6 @@ def _last_json(text: str) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
     return {}
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def _restore(dest: Path, fresh: bool, previous: str | None, plan: PullPlan) -> None:
