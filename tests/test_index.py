@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
+import subprocess
+import sys
 import threading
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,7 @@ from sharinghub_server.index import (
     TEMPORAL_OPS,
     And,
     Between,
+    Budget,
     Compare,
     In,
     Interval,
@@ -26,10 +31,13 @@ from sharinghub_server.index import (
     Prop,
     Query,
     QueryError,
+    QueryInterrupted,
     Spatial,
     Temporal,
     open_store,
 )
+from sharinghub_server.index.store import StoreClosed
+from tests.support.polling import poll
 
 UTC = timezone.utc
 
@@ -1336,3 +1344,125 @@ def test_readers_never_see_a_partial_apply(store):
     assert not thread.is_alive()
     assert problems == []
     assert 79 in observed  # the reader's last look came after the last apply
+
+
+# --- work limits: a time budget, a caller that gives up, SQLite's own limits --------------
+
+
+def detailed_outlines(store, items: int = 20, points: int = 20_000) -> None:
+    """Items with detailed outlines, for searches that take minutes: see SLOW."""
+    ring = [[round(math.cos(2 * math.pi * k / points), 6),
+             round(math.sin(2 * math.pi * k / points), 6)] for k in range(points)]
+    outline = {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}
+    store.apply("local", [update(feature(f"slow/item-{i}", "dataset",
+                                         dt="2020-01-01T00:00:00Z", geometry=outline))
+                          for i in range(items)], [])
+
+
+#: 100 shapes inside the outlines' bounding boxes but outside the outlines: every test parses
+#: every outline (about two minutes here)
+SLOW = And(tuple(Spatial("s_disjoint", Prop("geometry"),
+                         box(0.9, 0.9 + i * 0.0005, 0.95, 0.99)) for i in range(100)))
+
+
+def test_a_search_stops_at_its_time_budget(store):
+    detailed_outlines(store)
+    with pytest.raises(QueryInterrupted, match=r"more than 0\.2 s") as info:
+        store.search(Query(filter=SLOW, budget=Budget(0.2)))
+    assert info.value.timed_out
+    assert store.search(Query(limit=1, budget=Budget(0.2))).matched == 20  # still usable
+
+
+def test_a_search_stops_when_its_caller_gives_up(store):
+    detailed_outlines(store)
+    budget = Budget(3600)
+    outcome: list = []
+
+    def search() -> None:
+        try:
+            store.search(Query(filter=SLOW, budget=budget))
+        except QueryInterrupted as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    budget.cancelled.set()
+    thread.join(60)  # the search alone takes minutes
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and not outcome[0].timed_out
+    assert store.search(Query(limit=1)).matched == 20
+
+
+@pytest.mark.parametrize("expr", [
+    And(tuple(Compare("<>", Prop("stars"), i) for i in range(250))),  # too many FROM terms
+    Or(tuple(Compare("=", Prop("stars"), i) for i in range(7000))),  # expression too deep
+], ids=["250 ANDs", "7000 ORs"])
+def test_queries_beyond_sqlites_limits_are_query_errors(corpus, expr):
+    with pytest.raises(QueryError, match="too complex"):
+        corpus.search(Query(filter=expr))
+
+
+# --- closing the store while other threads use it -------------------------------------------
+
+
+def close_while_searching(path: str, searches: int = 4) -> None:
+    """In a subprocess of the test below (a crash is then its exit code, not pytest's end):
+    SLOW searches in threads, the store closed while every one of them is inside SQLite (it
+    has called the store's spatial SQL function); prints how each search ended."""
+    store = open_store(f"sqlite://{path}")
+    store.search(Query(limit=1))  # this thread's connection: idle at close
+    stepping: set[int] = set()
+    outcomes: list[str] = []
+
+    def watch(frame, event: str, arg) -> None:
+        if event == "call" and frame.f_code.co_name == "sql_spatial":
+            stepping.add(threading.get_ident())
+            sys.setprofile(None)  # (seen once is enough)
+
+    def search(budget: Budget | None) -> None:
+        try:
+            store.search(Query(filter=SLOW, budget=budget))
+            outcomes.append("finished")
+        except StoreClosed:
+            outcomes.append("closed")
+        except Exception as exc:  # (reported to the test, which fails on it)
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+
+    threading.setprofile(watch)
+    # half with a budget, as in the server: stopped by close, not by the budget
+    threads = [threading.Thread(target=search, args=(Budget(3600) if i % 2 else None,))
+               for i in range(searches)]
+    for thread in threads:
+        thread.start()
+    poll(lambda: len(stepping) == searches, "every search to be inside SQLite", timeout=120)
+    store.close()
+    for thread in threads:
+        thread.join()
+    store.close()  # a second time: nothing left to do
+    try:
+        store.search(Query(limit=1))
+        outcomes.append("searched after close")
+    except StoreClosed:
+        pass
+    except Exception as exc:
+        outcomes.append(f"after close: {type(exc).__name__}: {exc}")
+    print(json.dumps(outcomes))
+
+
+@pytest.fixture(scope="module")
+def slow_store_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("slow") / "index.sqlite"
+    store = open_store(f"sqlite://{path}")
+    detailed_outlines(store, items=8, points=2000)  # a SLOW search: seconds
+    store.close()
+    return path
+
+
+def test_closing_the_store_while_threads_search_stops_them_cleanly(slow_store_file):
+    code = f"from tests.test_index import close_while_searching; " \
+           f"close_while_searching({str(slow_store_file)!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"exit code {done.returncode}: {done.stderr[-2000:]}"
+    # each search ended with the store's error, and a search after close too
+    assert json.loads(done.stdout.splitlines()[-1]) == ["closed"] * 4

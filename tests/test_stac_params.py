@@ -658,3 +658,65 @@ def test_parse_filter_rejects_other_languages():
     err = fails(parse_filter, {"op": "=", "args": [{"property": "x"}, 1]}, "cql2-text",
                 match="must be a string")
     assert err.status == 400
+
+
+# --- limits: what could crash, stall or overload the server is refused early (issue 9) -----
+
+
+def test_a_limit_of_thousands_of_digits_is_above_the_maximum():
+    assert get(limit="9" * 5000).limit == MAX_LIMIT
+    assert get(limit="0" * 30 + "7").limit == 7
+    fails(get, limit="-" + "9" * 5000, match="at least 1")
+    from sharinghub_server.stac.limits import load_json
+
+    fails(post, load_json(b'{"limit": ' + b"9" * 5000 + b"}"), match="Invalid limit")
+
+
+def test_lists_are_capped():
+    fails(get, ids=",".join(f"g/p{i}" for i in range(1001)), match="at most 1000")
+    assert len(get(ids=",".join(f"g/p{i}" for i in range(1000))).ids) == 1000
+    fails(post, {"collections": ["tools"] * 1001}, match="at most 1000")
+    fails(post, {"q": [f"w{i}" for i in range(101)]}, match="at most 100")
+    fails(get, q=",".join(f"w{i}" for i in range(101)), match="at most 100")
+
+
+def test_cql2_text_is_bounded_before_it_reaches_the_parser():
+    fails(get, filter="a = 1 OR " * 8000 + "a = 1", match="at most 65536")
+    fails(get, filter="(" * 65 + "a = 1" + ")" * 65, match="64 levels deep")
+    assert get(filter="(" * 64 + "a = 1" + ")" * 64).filter == Compare("=", Prop("a"), 1)
+    assert get(filter="title = '" + "(" * 100 + "'").filter == Compare(
+        "=", Prop("title"), "(" * 100)  # brackets in a string nest nothing
+    fails(get, filter="NOT " * 33 + "a = 1", match="more than 32 NOTs")
+    assert isinstance(get(filter="NOT " * 32 + "a = 1").filter, Not)
+    fails(get, filter=" OR ".join(f"a = {i}" for i in range(101)), match="101 conditions")
+    fails(get, filter=f"a IN ({','.join(str(i) for i in range(1001))})", match="at most 1000")
+    two = " OR ".join(f"a{n} IN ({','.join(str(i) for i in range(600))})" for n in range(2))
+    fails(get, filter=two, match="1200 values in IN lists")
+
+
+def test_json_is_bounded_before_it_is_parsed():
+    from sharinghub_server.stac.limits import load_json
+
+    assert load_json(b"[" * 64 + b"]" * 64) is not None
+    assert load_json(json.dumps({"a": "[{" * 1000, "b": '"]'})) == {"a": "[{" * 1000,
+                                                                     "b": '"]'}
+    for deep in (b"[" * 65 + b"]" * 65, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+                 b"[" * 100_000):
+        err = fails(load_json, deep, match="levels deep")
+        assert len(err.description) < 100
+    fails(load_json, b"x" * (4 * 1024 * 1024 + 1), match="too large")
+    fails(load_json, b"[1, 2", match="not valid JSON")
+    nested = {"op": "=", "args": [{"property": "a"}, 1]}
+    for _ in range(40):
+        nested = {"op": "not", "args": [nested]}
+    fails(get, **{"filter-lang": "cql2-json", "filter": json.dumps(nested)},
+          match="levels deep")
+
+
+def test_geometries_are_capped():
+    line = {"type": "LineString", "coordinates": [[i % 180, 0] for i in range(100_001)]}
+    fails(post, {"intersects": line}, match="100001 points, at most 100000")
+    line["coordinates"].pop()
+    assert post({"intersects": line}).intersects is line
+    fails(get, filter="S_INTERSECTS(geometry, LINESTRING(" + ", ".join(
+        f"{i % 180} 0" for i in range(100_001)) + "))", match="at most")

@@ -39,7 +39,12 @@ class SharingHub(ExtensionApp):
                                                 "in the Jupyter data dir) [SHARINGHUB_INDEX_URL]")
     crawl_interval = Float(600, config=True, help="seconds between background crawls; 0: only "
                                                   "on demand")
-    search_threads = Int(4, config=True, help="threads answering catalog queries")
+    search_threads = Int(4, config=True, help="threads answering catalog queries (STAC API), "
+                                              "apart from every other handler's")
+    worker_threads = Int(4, config=True, help="threads for everything else: MLflow, "
+                                              "downloads, DVC versions and jobs, crawl status")
+    search_timeout = Float(10, config=True, help="seconds a search may work before it is "
+                                                 "stopped with an error (503)")
     dvc_default_remote = Unicode("", config=True,
                                  help="DVC remote URL new dataset projects get (default: a "
                                       "folder in the Jupyter data dir)")
@@ -122,10 +127,14 @@ class SharingHub(ExtensionApp):
                                       root_dir=self.serverapp.root_dir,
                                       dvc_remotes=self.dvc_remotes,
                                       max_jobs=self.max_jobs)
-        self.executor = ThreadPoolExecutor(max_workers=self.search_threads,
+        self.executor = ThreadPoolExecutor(max_workers=self.worker_threads,
                                            thread_name_prefix="sharinghub")
+        self.search_executor = ThreadPoolExecutor(max_workers=self.search_threads,
+                                                  thread_name_prefix="sharinghub-search")
         self.settings["sharinghub_service"] = self.service
         self.settings["sharinghub_executor"] = self.executor
+        self.settings["sharinghub_search_executor"] = self.search_executor
+        self.settings["sharinghub_search_timeout"] = self.search_timeout
         self._init_tracking()
         self.service.start()
         self.log.info("sharinghub: index %s, %d source(s)", _safe_url(self.index_url),
@@ -169,9 +178,10 @@ class SharingHub(ExtensionApp):
         service = getattr(self, "service", None)
         if service is not None:
             service.close()
-        executor = getattr(self, "executor", None)
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        for name in ("executor", "search_executor"):
+            executor = getattr(self, name, None)
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _safe_url(url: str) -> str:

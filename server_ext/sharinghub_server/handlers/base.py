@@ -13,10 +13,12 @@ from jupyter_server.utils import url_path_join
 from tornado import httputil, web
 from tornado.ioloop import IOLoop
 
-from ..index.query import QueryError
+from ..index.query import QueryError, QueryInterrupted
+from ..index.store import StoreClosed
 from ..jobs import JobConflict
 from ..service import BadRequest, CatalogService, NotFound
-from ..stac.params import StacError
+from ..stac.errors import StacError
+from ..stac.limits import load_json
 
 T = TypeVar("T")
 
@@ -31,6 +33,10 @@ def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]
         return 400, "InvalidParameterValue", str(exc)
     if isinstance(exc, JobConflict):
         return 409, "Conflict", str(exc)
+    if isinstance(exc, QueryInterrupted):  # 499: nginx's "client closed request", no error
+        return (503, "QueryTimeout", str(exc)) if exc.timed_out else (499, "Abandoned", str(exc))
+    if isinstance(exc, StoreClosed):
+        return 503, "ShuttingDown", "the server is stopping"
     if isinstance(exc, web.HTTPError):
         return exc.status_code, "HTTPError", exc.log_message or exc.reason or "error"
     if status < 500:
@@ -57,14 +63,18 @@ class UpstreamHead:
 class SharingHubHandler(APIHandler):
     """Base of every sharinghub handler; each HTTP method is ``@web.authenticated``."""
 
+    #: the setting naming the thread pool of :meth:`run`: catalog handlers have their own, so
+    #: that slow searches never hold up MLflow, downloads or job control
+    pool_setting = "sharinghub_executor"
+
     @property
     def service(self) -> CatalogService:
         return self.settings["sharinghub_service"]
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Blocking work (SQLite, files, git) in the extension's thread pool."""
+        """Blocking work (SQLite, files, git, parsing big bodies) in this handler's pool."""
         return await IOLoop.current().run_in_executor(
-            self.settings["sharinghub_executor"], functools.partial(fn, *args, **kwargs))
+            self.settings[self.pool_setting], functools.partial(fn, *args, **kwargs))
 
     @property
     def api_root(self) -> str:
@@ -78,10 +88,9 @@ class SharingHubHandler(APIHandler):
         self.finish(json.dumps(data, separators=(",", ":")))
 
     def json_body(self) -> Any:
-        try:
-            return json.loads(self.request.body or b"null")
-        except ValueError:
-            raise StacError("the request body is not JSON") from None
+        """The request's small JSON body (bounded in size and depth; big ones: :meth:`run`
+        ``load_json``)."""
+        return load_json(self.request.body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -92,7 +101,8 @@ class SharingHubHandler(APIHandler):
         self.finish(json.dumps({"code": code, "description": description}))
 
     def log_exception(self, typ, value, tb) -> None:  # expected errors are not server bugs
-        if isinstance(value, StacError | NotFound | BadRequest | QueryError | JobConflict):
+        if isinstance(value, StacError | NotFound | BadRequest | QueryError | JobConflict |
+                      QueryInterrupted):
             self.log.info("sharinghub: %s %s: %s", self.request.method, self.request.path,
                           value)
             return

@@ -8,6 +8,7 @@ from .query import (
     TEMPORAL_OPS,
     And,
     Between,
+    Budget,
     Compare,
     Expr,
     In,
@@ -20,15 +21,17 @@ from .query import (
     Prop,
     Query,
     QueryError,
+    QueryInterrupted,
     Spatial,
     Temporal,
 )
-from .store import CollectionSummary, IndexStore, ProjectUpdate, open_store
+from .store import CollectionSummary, IndexStore, ProjectUpdate, StoreClosed, open_store
 
 __all__ = [
     "TEMPORAL_OPS",
     "And",
     "Between",
+    "Budget",
     "CollectionSummary",
     "Compare",
     "Expr",
@@ -44,7 +47,9 @@ __all__ = [
     "Prop",
     "Query",
     "QueryError",
+    "QueryInterrupted",
     "Spatial",
+    "StoreClosed",
     "Temporal",
     "open_store",
 ]

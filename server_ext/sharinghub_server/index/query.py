@@ -6,6 +6,7 @@ language (SQL for SQLite/PostgreSQL). Nothing here knows about HTTP or STAC API 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -114,6 +115,15 @@ Expr = Compare | Like | In | Between | IsNull | And | Or | Not | Spatial | Tempo
 
 
 @dataclass
+class Budget:
+    """How long a search may work, and a flag its caller sets once the answer is no longer
+    wanted (the client left): a store stops the search at either, even mid-statement."""
+
+    seconds: float
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class Query:
     #: any of these (None or [] : no restriction)
     collections: list[str] | None = None
@@ -130,6 +140,8 @@ class Query:
     limit: int = 10
     #: an opaque token from a previous Page (next_token / prev_token) for keyset paging
     token: str | None = None
+    #: None: no limit (the CLI, the tests); the server always sets one
+    budget: Budget | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -142,3 +154,12 @@ class Page:
 
 class QueryError(ValueError):
     """A query the store cannot answer as asked (unknown sort field, bad token, ...)."""
+
+
+class QueryInterrupted(RuntimeError):
+    """A search stopped by its :class:`Budget`: over its time (``timed_out``), or no longer
+    wanted."""
+
+    def __init__(self, message: str, *, timed_out: bool) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out

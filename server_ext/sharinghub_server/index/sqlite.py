@@ -62,19 +62,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
 import sqlite3
 import threading
+import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from .query import Interval, Page, Query, QueryError
+from .query import Budget, Interval, Page, Query, QueryError, QueryInterrupted
 from .sql_filter import (
     ESTIMATE_CAP,
     JSON_TYPE_KINDS,
@@ -103,7 +105,7 @@ from .sql_filter import (
     to_epoch,
     uses_docs,
 )
-from .store import CollectionSummary, IndexStore, ProjectUpdate
+from .store import CollectionSummary, IndexStore, ProjectUpdate, StoreClosed
 
 SCHEMA_VERSION = 2
 
@@ -252,13 +254,30 @@ _MAINTENANCE_DELAY = 5.0
 
 
 class _Connection:
-    """A thread's connection, closed when the thread ends (its thread-local goes)."""
+    """A thread's connection, closed when the thread ends (its thread-local goes), or by
+    :meth:`SQLiteStore.close` once no operation uses it (``depth``, under the store's lock)."""
 
-    __slots__ = ("__weakref__", "conn")
+    __slots__ = ("__weakref__", "conn", "depth", "released")
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.depth = 0  # operations of its thread under way (they nest)
+        self.released = False
         weakref.finalize(self, conn.close)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _operation(method: _Method) -> _Method:
+    """A public method of :class:`SQLiteStore`: see :meth:`SQLiteStore._using`."""
+
+    @functools.wraps(method)
+    def run(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._using():
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, run)
 
 
 class SQLiteStore(IndexStore):
@@ -283,11 +302,15 @@ class SQLiteStore(IndexStore):
     # --- connections and transactions -------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
+        return self._held().conn
+
+    def _held(self) -> _Connection:
+        """This thread's connection (opened on first use)."""
+        if self._closed:
+            raise StoreClosed("the index store is closed")
         held = getattr(self._local, "held", None)
         if held is not None:
-            return held.conn
-        if self._closed:
-            raise RuntimeError("the index store is closed")
+            return held
         conn = sqlite3.connect(str(Path(self.path).expanduser()), timeout=60.0,
                                isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -297,9 +320,44 @@ class SQLiteStore(IndexStore):
         register_functions(conn)
         held = _Connection(conn)
         with self._lock:
+            if self._closed:  # (closed meanwhile)
+                conn.close()
+                raise StoreClosed("the index store is closed")
             self._connections.add(held)
         self._local.held = held
-        return conn
+        return held
+
+    @contextmanager
+    def _using(self) -> Iterator[None]:
+        """One operation on this thread's connection, which :meth:`close` leaves open until
+        the operation ends (closing a connection another thread is stepping crashes CPython's
+        sqlite3): close interrupts it, and the operation, stopped, closes it here."""
+        held = self._held()
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the index store is closed")
+            held.depth += 1
+        try:
+            yield
+        except (sqlite3.Error, QueryInterrupted) as exc:
+            if self._closed:  # (interrupted by close)
+                raise StoreClosed("the index store was closed during the operation") from exc
+            raise
+        finally:
+            with self._lock:
+                held.depth -= 1
+            if self._closed:
+                self._release(held)
+
+    def _release(self, held: _Connection) -> None:
+        """Close a connection of a closed store, once no operation uses it (and once)."""
+        with self._lock:
+            if held.depth or held.released:
+                return
+            held.released = True
+        with suppress(sqlite3.Error):
+            held.conn.execute("PRAGMA optimize")
+        held.conn.close()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -346,20 +404,21 @@ class SQLiteStore(IndexStore):
             conn.execute("INSERT OR IGNORE INTO store_info VALUES ('generation', 0)")
 
     def close(self) -> None:
+        """Stop every operation under way (at once: even a statement in progress) and close
+        every connection: the idle ones here, the others by their thread as its operation
+        ends. Operations after this raise StoreClosed."""
         with self._lock:
-            self._closed = True
+            self._closed = True  # (no operation starts after this)
             timer, self._timer = self._timer, None
+            connections, self._connections = list(self._connections), weakref.WeakSet()
         if timer is not None:
             timer.cancel()
-        with self._maintaining:  # (waits for a maintenance under way)
-            pass
-        with self._lock:
-            connections, self._connections = list(self._connections), weakref.WeakSet()
         for held in connections:
-            with suppress(sqlite3.Error):
-                held.conn.execute("PRAGMA optimize")
-            held.conn.close()
-        self._local = threading.local()
+            held.conn.interrupt()  # (thread-safe; does nothing to an idle connection)
+        with self._maintaining:  # (waits for a maintenance under way to stop)
+            pass
+        for held in connections:
+            self._release(held)
 
     # --- maintenance ------------------------------------------------------------------------
 
@@ -372,7 +431,7 @@ class SQLiteStore(IndexStore):
         with self._maintaining:
             if self._closed:
                 return
-            with self._write() as conn:
+            with self._using(), self._write() as conn:
                 if not self._maintenance_due(conn):
                     return
                 if self._info(conn, "fts_unmerged"):
@@ -413,6 +472,7 @@ class SQLiteStore(IndexStore):
 
     # --- writes -----------------------------------------------------------------------------
 
+    @_operation
     def apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str]) -> None:
         rows = [(update, [_Row(item) for item in update.items]) for update in updates]
         changes = _Changes()
@@ -536,11 +596,13 @@ class SQLiteStore(IndexStore):
         conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
                          [("fts_unmerged", unmerged), ("term_docs", 0)])
 
+    @_operation
     def set_meta(self, key: str, value: Any) -> None:
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                          (key, _dumps(value)))
 
+    @_operation
     def set_overlay(self, item_id: str, key: str, value: Any | None) -> None:
         with self._write() as conn:
             if value is None:
@@ -551,6 +613,7 @@ class SQLiteStore(IndexStore):
 
     # --- simple reads -----------------------------------------------------------------------
 
+    @_operation
     def overlays(self, item_ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         conn = self._conn()
         if item_ids is None:
@@ -568,15 +631,18 @@ class SQLiteStore(IndexStore):
             found.setdefault(item, {})[key] = json.loads(value)
         return found
 
+    @_operation
     def get_meta(self, key: str) -> Any | None:
         row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @_operation
     def project_states(self, source: str) -> dict[str, dict[str, Any]]:
         rows = self._conn().execute(
             "SELECT project, state FROM project_states WHERE source = ?", (source,))
         return {project: json.loads(state) for project, state in rows}
 
+    @_operation
     def project(self, item_id: str) -> tuple[str, dict[str, Any]] | None:
         """(source, state) of the project an item id belongs to (the service's download
         endpoint asks this; not yet part of :class:`IndexStore`)."""
@@ -590,6 +656,7 @@ class SQLiteStore(IndexStore):
                                "ORDER BY source LIMIT 1", (item_id,)).fetchone()
         return (row[0], json.loads(row[1])) if row else None
 
+    @_operation
     def get_item(self, collection: str, item_id: str) -> dict | None:
         row = self._conn().execute(
             "SELECT json, props FROM items JOIN item_docs AS docs ON docs.rowid = items.rowid "
@@ -598,6 +665,7 @@ class SQLiteStore(IndexStore):
         ).fetchone()
         return _load_item(*row) if row else None
 
+    @_operation
     def collections(self) -> dict[str, CollectionSummary]:
         rows = self._conn().execute(
             "SELECT collection, n, tmin, tmax, west, south, east, north, crossing "
@@ -618,6 +686,7 @@ class SQLiteStore(IndexStore):
             )
         return result
 
+    @_operation
     def queryables(self, collection: str | None = None) -> dict[str, str]:
         sql = "SELECT name, type, sum(n) FROM prop_types"
         params: tuple = ()
@@ -631,6 +700,7 @@ class SQLiteStore(IndexStore):
 
     # --- search -----------------------------------------------------------------------------
 
+    @_operation
     def search(self, query: Query) -> Page:
         if not isinstance(query.limit, int) or query.limit < 0:
             raise QueryError(f"invalid limit: {query.limit!r}")
@@ -647,7 +717,7 @@ class SQLiteStore(IndexStore):
             if token["s"] not in allowed:
                 raise QueryError("the paging token belongs to a different sort order")
 
-        with self._read() as conn:
+        with self._read() as conn, _limited(conn, query.budget, lambda: self._closed):
             generation = self._generation(conn)
             where = self._where(conn, generation, query, binder, match)
             params = binder.params
@@ -1287,6 +1357,42 @@ class SQLiteStore(IndexStore):
         if len(kinds) == 1 and None not in kinds:
             return kinds.pop(), sum(n for _, n in found)
         return None, 0
+
+
+#: SQLite VM steps between two looks at a search's budget
+_BUDGET_STEPS = 1000
+#: SQLite's messages for a statement beyond its own limits: the query is too big (400), the
+#: store is fine
+_TOO_COMPLEX = ("too many", "too large", "too big", "stack overflow")
+
+
+@contextmanager
+def _limited(conn: sqlite3.Connection, budget: Budget | None,
+             closed: Callable[[], bool]) -> Iterator[None]:
+    """A search within its budget and while the store is open (SQLite's progress handler
+    stops even a statement in progress, and those after one that ``close`` interrupted), and
+    within SQLite's limits, whose errors are the query's fault, not the store's."""
+    deadline, cancelled = math.inf, threading.Event()
+    if budget is not None:
+        if budget.cancelled.is_set():
+            raise QueryInterrupted("the search was abandoned", timed_out=False)
+        deadline, cancelled = time.monotonic() + budget.seconds, budget.cancelled
+    conn.set_progress_handler(
+        lambda: closed() or cancelled.is_set() or time.monotonic() > deadline, _BUDGET_STEPS)
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if budget is not None and message == "interrupted" and not closed():
+            if budget.cancelled.is_set():
+                raise QueryInterrupted("the search was abandoned", timed_out=False) from None
+            raise QueryInterrupted(f"the search took more than {budget.seconds:g} s and was "
+                                   "stopped: narrow it down", timed_out=True) from None
+        if any(marker in message for marker in _TOO_COMPLEX):
+            raise QueryError(f"the search is too complex for the index ({message})") from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
 
 
 def _sort_spec(query: Query) -> list[tuple[str, str, str]]:

@@ -40,6 +40,11 @@ class CollectionSummary:
     end: str | None  # latest end_datetime/datetime
 
 
+class StoreClosed(RuntimeError):
+    """The store was closed (the server is stopping): before this operation, or during it,
+    which then stopped."""
+
+
 class IndexStore(abc.ABC):
     """Persistent, transactional catalog index."""
 
@@ -90,7 +95,8 @@ class IndexStore(abc.ABC):
     def set_meta(self, key: str, value: Any) -> None: ...
 
     def close(self) -> None:  # noqa: B027 - optional for stores holding no resources
-        """Release connections."""
+        """Release connections; operations under way stop with :class:`StoreClosed`, and so
+        do later ones. Closing again does nothing."""
 
 
 def open_store(url: str) -> IndexStore:

@@ -34,6 +34,13 @@ from ..index.query import (
     Spatial,
     Temporal,
 )
+from .limits import (
+    MAX_CONDITIONS,
+    MAX_FILTER_CHARS,
+    MAX_VALUES,
+    check_filter_text,
+    load_json,
+)
 from .params import (
     FILTER_LANGS,
     StacError,
@@ -68,6 +75,7 @@ def parse_filter(value: str | dict | bool, lang: str) -> Expr:
                             "object, set filter-lang to cql2-json)")
         if not value.strip():
             raise StacError("Invalid filter: it is empty")
+        check_filter_text(value)  # before the parser, which crashes the process on deep input
         try:
             node = cql2.parse_text(value).to_json()
         except Exception as exc:  # cql2.ParseError, and whatever else the Rust side raises
@@ -76,9 +84,9 @@ def parse_filter(value: str | dict | bool, lang: str) -> Expr:
 
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise StacError(f"Invalid filter: not valid JSON ({exc}); for CQL2 text, set "
+            value = load_json(value, "the filter", max_bytes=MAX_FILTER_CHARS)
+        except StacError as exc:
+            raise StacError(f"Invalid filter: {exc.description}; for CQL2 text, set "
                             "filter-lang to cql2-text") from None
     if not isinstance(value, (dict, bool)):
         raise StacError(f"Invalid CQL2 JSON filter {_show(value)}: expected an object")
@@ -116,8 +124,32 @@ def _text_error(exc: Exception) -> str:
 
 def from_cql2_json(node: Any) -> Expr:
     """A CQL2 JSON boolean expression (as the ``cql2`` package outputs it) as an Expr tree;
-    StacError for what is malformed or not supported."""
-    return _boolean(node)
+    StacError for what is malformed, not supported, or too big."""
+    expr = _boolean(node)
+    _check_size(expr)
+    return expr
+
+
+def _check_size(expr: Any) -> None:
+    """At most MAX_CONDITIONS conditions and MAX_VALUES values in IN lists: beyond, the index
+    spends seconds preparing the query, or its SQL parser gives up."""
+    conditions = values = 0
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (And, Or)):
+            stack.extend(node.args)
+        elif isinstance(node, Not):
+            stack.append(node.arg)
+        elif not isinstance(node, bool):
+            conditions += 1
+            values += len(node.values) if isinstance(node, In) else 0
+    if conditions > MAX_CONDITIONS:
+        raise StacError(f"Invalid CQL2 filter: {conditions} conditions, at most "
+                        f"{MAX_CONDITIONS}")
+    if values > MAX_VALUES:
+        raise StacError(f"Invalid CQL2 filter: {values} values in IN lists, at most "
+                        f"{MAX_VALUES}")
 
 
 def _op_of(node: dict) -> str:

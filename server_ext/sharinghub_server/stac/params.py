@@ -17,6 +17,8 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from ..index.query import Expr, Interval, Query
+from .errors import StacError
+from .limits import MAX_POSITIONS, MAX_TERMS, check_list, load_json
 
 UTC = timezone.utc
 
@@ -31,20 +33,6 @@ FILTER_LANGS = ("cql2-text", "cql2-json")
 
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
                   "MultiPolygon", "GeometryCollection")
-
-
-class StacError(Exception):
-    """A request the STAC API refuses, reported to the client as ``{"code", "description"}``
-    with an HTTP ``status`` (400 for bad parameters, 404 for unknown resources)."""
-
-    def __init__(self, description: str, *, status: int = 400, code: str | None = None) -> None:
-        super().__init__(description)
-        self.description = description
-        self.status = status
-        self.code = code or ("NotFound" if status == 404 else "InvalidParameterValue")
-
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "description": self.description}
 
 
 def _show(value: Any, limit: int = 80) -> str:
@@ -207,6 +195,9 @@ def check_geometry(value: Any, what: str = "intersects") -> dict:
     key = "geometries" if kind == "GeometryCollection" else "coordinates"
     if key not in value:
         raise StacError(f"Invalid {what}: the {kind} has no {key!r}")
+    positions = _count_positions(value[key], kind)
+    if positions > MAX_POSITIONS:
+        raise StacError(f"Invalid {what}: {positions} points, at most {MAX_POSITIONS}")
     try:
         import shapely.geometry  # lazily: 40 ms, and most searches have no geometry
 
@@ -215,6 +206,23 @@ def check_geometry(value: Any, what: str = "intersects") -> dict:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StacError(f"Invalid {what}: malformed {kind} coordinates ({detail})") from None
     return value
+
+
+def _count_positions(value: Any, kind: str) -> int:
+    """Positions in a geometry's coordinates (or a collection's geometries), walked without
+    recursion; shapely reports the malformed, this only counts."""
+    count, stack = 0, [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.append(node.get("geometries" if node.get("type") == "GeometryCollection"
+                                  else "coordinates"))
+        elif isinstance(node, list):
+            if node and not isinstance(node[0], (list, dict)):
+                count += 1  # a position: [x, y(, z)]
+            else:
+                stack.extend(node)
+    return count
 
 
 # --- small parsers shared by GET and POST -------------------------------------------------
@@ -239,7 +247,11 @@ def _check_collections(names: list[str], known: Collection[str],
 def _check_limit(value: Any) -> int:
     if isinstance(value, str):
         text = value.strip()
-        value = int(text) if re.fullmatch(r"[+-]?\d+", text) else value
+        if re.fullmatch(r"[+-]?\d+", text):
+            # thousands of digits are a huge number, not worth converting (Python refuses
+            # beyond 4300): above the maximum, or below 1
+            digits = text.lstrip("+-").lstrip("0") or "0"
+            value = int(text) if len(digits) <= 18 else (-1 if text[0] == "-" else MAX_LIMIT)
     if not isinstance(value, int) or isinstance(value, bool):
         raise StacError(f"Invalid limit {_show(value)}: expected an integer between 1 and "
                         f"{MAX_LIMIT}")
@@ -319,6 +331,12 @@ def split_terms(text: str) -> list[str]:
     return [term.strip() for term in terms if term.strip()]
 
 
+def _check_terms(terms: list[str]) -> list[str]:
+    if len(terms) > MAX_TERMS:
+        raise StacError(f"Invalid q: {len(terms)} terms, at most {MAX_TERMS}")
+    return terms
+
+
 def _unquote(term: str) -> str:
     term = term.strip()
     if len(term) >= 2 and term[0] == term[-1] == '"':
@@ -373,9 +391,10 @@ def search_from_get(args: Mapping[str, Any], *, known_collections: Collection[st
             a[key] = value.strip()
 
     query = Query(limit=DEFAULT_LIMIT)
-    query.collections = _check_collections(_split(a.get("collections", "")), known_collections,
-                                           collection)
-    query.ids = _split(a["ids"]) or None if "ids" in a else None
+    query.collections = _check_collections(
+        check_list(_split(a.get("collections", "")), "collections"), known_collections,
+        collection)
+    query.ids = check_list(_split(a["ids"]), "ids") or None if "ids" in a else None
     if "bbox" in a:
         try:
             numbers = [float(part) for part in a["bbox"].split(",")]
@@ -384,16 +403,12 @@ def search_from_get(args: Mapping[str, Any], *, known_collections: Collection[st
                             "numbers") from None
         query.bbox = check_bbox(numbers, shown=a["bbox"])
     if "intersects" in a:
-        try:
-            geometry = json.loads(a["intersects"])
-        except ValueError as exc:
-            raise StacError(f"Invalid intersects: not a JSON GeoJSON geometry ({exc})") from None
-        query.intersects = check_geometry(geometry)
+        query.intersects = check_geometry(load_json(a["intersects"], "intersects"))
     _check_spatial(query)
     if "datetime" in a:
         query.datetime = parse_datetime_param(a["datetime"])
     if "q" in a:
-        query.q = split_terms(a["q"]) or None
+        query.q = _check_terms(split_terms(a["q"])) or None
     if "filter-crs" in a:
         _check_filter_crs(a["filter-crs"])
     lang = _check_filter_lang(a.get("filter-lang", "cql2-text"))
@@ -414,7 +429,7 @@ def _strings(body: dict, key: str) -> list[str]:
     value = body[key]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise StacError(f"Invalid {key} {_show(value)}: expected an array of strings")
-    return [v.strip() for v in value if v.strip()]
+    return check_list([v.strip() for v in value if v.strip()], key)
 
 
 def search_from_post(body: Any, *, known_collections: Collection[str]) -> Query:
@@ -442,9 +457,9 @@ def search_from_post(body: Any, *, known_collections: Collection[str]) -> Query:
     if "q" in b:
         q = b["q"]
         if isinstance(q, str):
-            query.q = split_terms(q) or None
+            query.q = _check_terms(split_terms(q)) or None
         elif isinstance(q, list) and all(isinstance(term, str) for term in q):
-            query.q = [t for t in (_unquote(term) for term in q) if t] or None
+            query.q = _check_terms([t for t in (_unquote(term) for term in q) if t]) or None
         else:
             raise StacError(f"Invalid q {_show(q)}: expected an array of strings")
     if "filter-crs" in b:
