@@ -7,5 +7,13 @@ command -v git >/dev/null || { apt-get update -qq && apt-get install -y -qq git;
 # PostgreSQL's server (the MLflow backend tests make throwaway clusters with it)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
   || { apt-get update -qq && apt-get install -y -qq postgresql; }
+# Debian's chromium for the browser tests (Playwright drives it; never a downloaded browser)
+[ -x /usr/bin/chromium ] || { apt-get update -qq && apt-get install -y -qq chromium; }
 .venv/bin/ruff check .
+# the frontend's unit tests (jest); node_modules is there after a frontend build, else
+# installed here from npm's own registry setting
+[ -x labextension/node_modules/.bin/jest ] || (cd labextension \
+  && YARN_NPM_REGISTRY_SERVER="${YARN_NPM_REGISTRY_SERVER:-$(npm config get registry)}" \
+     ../.venv/bin/jlpm install)
+(cd labextension && ../.venv/bin/jlpm test)
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,342 @@
+/**
+ * One catalog item in a main-area tab: README (Markdown through JupyterLab's
+ * sanitizer), properties, assets, links, DVC versions with pull jobs, registered
+ * MLflow models, and notebook snippets.
+ */
+import { MimeModel, IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { Widget } from '@lumino/widgets';
+
+import { IStacItem, IStacLink, shortDate } from '../model';
+import { itemPath, linkedItem, mlflowRoute, pullSnippet } from '../links';
+import { requestAPI } from '../request';
+import { button, el, humanSize } from './dom';
+import { notifyError } from './sidebar';
+
+export interface IVersion {
+  rev: string;
+  kind: 'tag' | 'branch';
+  commit: string;
+  date: string;
+  outputs: { path: string; md5: string; size: number | null; nfiles: number | null }[];
+}
+
+export interface IJob {
+  job: string;
+  state: 'queued' | 'cloning' | 'pulling' | 'pushing' | 'done' | 'failed' | 'cancelled';
+  dest: string;
+  files_done: number | null;
+  files_total: number | null;
+  bytes_done: number | null;
+  bytes_total: number | null;
+  error: string | null;
+}
+
+/** What the view needs from JupyterLab, passed in by the plugin. */
+export interface IItemViewHost {
+  rendermime: IRenderMimeRegistry;
+  /** The file browser's current folder ("" at the root). */
+  currentFolder(): string;
+  /** The default destination folder from the settings ("" = the file browser's). */
+  defaultFolder(): string;
+  openFolder(path: string): Promise<void>;
+  insertSnippet(code: string): boolean;
+  openItem(id: string, collection: string): void;
+  openMlflow(path?: string): void;
+}
+
+const ENDED = new Set(['done', 'failed', 'cancelled']);
+
+export class ItemView extends Widget {
+  private _item: IStacItem | null = null;
+  private _dest: HTMLInputElement;
+
+  constructor(
+    readonly collection: string,
+    readonly itemId: string,
+    private readonly _host: IItemViewHost
+  ) {
+    super();
+    this.addClass('jp-SharingHub-item');
+    this.title.label = itemId.split('/').pop() ?? itemId;
+    this.title.caption = itemId;
+    this.title.closable = true;
+    this._dest = el('input', {
+      class: 'jp-SharingHub-dest jp-mod-styled',
+      'aria-label': 'Destination folder'
+    });
+    this.node.append(el('p', { class: 'jp-SharingHub-loading' }, 'Loading…'));
+  }
+
+  get item(): IStacItem | null {
+    return this._item;
+  }
+
+  /** Fetches the item and its versions, then draws everything. */
+  async load(): Promise<void> {
+    try {
+      this._item = await requestAPI<IStacItem>(itemPath(this.collection, this.itemId));
+    } catch (error) {
+      this.node.replaceChildren(el('p', { class: 'jp-SharingHub-error' }, String(error)));
+      notifyError(error);
+      return;
+    }
+    const item = this._item;
+    const p = item.properties;
+    this.title.label = p.title || this.title.label;
+    const readme = el('div', { class: 'jp-SharingHub-readme' });
+    const versions = el('div', { class: 'jp-SharingHub-versions' }, 'Looking for versions…');
+    this.node.replaceChildren(
+      el(
+        'header',
+        { class: 'jp-SharingHub-itemHeader' },
+        el('h1', {}, p.title || item.id),
+        el('div', { class: 'jp-SharingHub-itemId' }, `${item.collection} · ${item.id}`),
+        button('Insert snippet', () => this._insert(), 'jp-SharingHub-snippet')
+      ),
+      el('section', {}, el('h2', {}, 'Versions'), versions),
+      this._models(),
+      el('section', {}, el('h2', {}, 'README'), readme),
+      el('section', {}, el('h2', {}, 'Assets'), this._assets()),
+      this._links(),
+      el('section', {}, el('h2', {}, 'Properties'), this._properties())
+    );
+    await Promise.all([this._renderReadme(readme, p.description ?? ''), this._versions(versions)]);
+  }
+
+  /** Untrusted Markdown: the registry's sanitizer strips scripts and handlers. */
+  private async _renderReadme(host: HTMLElement, markdown: string): Promise<void> {
+    const renderer = this._host.rendermime.createRenderer('text/markdown');
+    await renderer.renderModel(
+      new MimeModel({ data: { 'text/markdown': markdown }, trusted: false })
+    );
+    host.replaceChildren(renderer.node);
+  }
+
+  private _properties(): HTMLElement {
+    const rows = Object.entries(this._item!.properties)
+      .filter(([key]) => key !== 'description')
+      .map(([key, value]) =>
+        el(
+          'tr',
+          {},
+          el('th', {}, key),
+          el('td', {}, typeof value === 'string' ? value : JSON.stringify(value))
+        )
+      );
+    return el('table', { class: 'jp-SharingHub-props' }, el('tbody', {}, ...rows));
+  }
+
+  private _assets(): HTMLElement {
+    const assets = Object.entries(this._item!.assets ?? {});
+    if (!assets.length) {
+      return el('p', {}, 'No assets.');
+    }
+    return el(
+      'ul',
+      { class: 'jp-SharingHub-assets' },
+      ...assets.map(([key, asset]) =>
+        el(
+          'li',
+          {},
+          safeLink(asset.href, asset.title || key, true),
+          el(
+            'span',
+            { class: 'jp-SharingHub-dim' },
+            ` ${asset.type ?? ''} ${humanSize(asset['file:size'] as number | undefined)}`
+          )
+        )
+      )
+    );
+  }
+
+  private _links(): HTMLElement {
+    const interesting = (this._item!.links ?? []).filter(l =>
+      ['derived_from', 'related', 'cite-as', 'license', 'mlflow:tracking-uri'].includes(l.rel)
+    );
+    if (!interesting.length) {
+      return el('span');
+    }
+    return el(
+      'section',
+      {},
+      el('h2', {}, 'Links'),
+      el('ul', { class: 'jp-SharingHub-links' }, ...interesting.map(l => this._link(l)))
+    );
+  }
+
+  private _link(link: IStacLink): HTMLElement {
+    const target = linkedItem(link.href);
+    const label = link.title || (target ? target.id : link.href);
+    if (target) {
+      return el(
+        'li',
+        {},
+        `${link.rel}: `,
+        button(label, () => this._host.openItem(target.id, target.collection), 'jp-SharingHub-linkButton')
+      );
+    }
+    return el('li', {}, `${link.rel}: `, safeLink(link.href, label, false));
+  }
+
+  /** Registered MLflow models (`mlflow:model` links) with "Open in MLflow". */
+  private _models(): HTMLElement {
+    const models = (this._item!.links ?? []).filter(l => l.rel === 'mlflow:model');
+    if (!models.length) {
+      return el('span');
+    }
+    return el(
+      'section',
+      {},
+      el('h2', {}, 'Registered models'),
+      el(
+        'ul',
+        { class: 'jp-SharingHub-models' },
+        ...models.map(l => {
+          const uri = String((l as any)['mlflow:uri'] ?? l.title ?? '');
+          const route = mlflowRoute(uri);
+          return el(
+            'li',
+            {},
+            uri || l.href,
+            ' ',
+            button('Open in MLflow', () => this._host.openMlflow(route))
+          );
+        })
+      )
+    );
+  }
+
+  private async _versions(host: HTMLElement): Promise<void> {
+    let versions: IVersion[];
+    try {
+      versions = (
+        await requestAPI<{ versions: IVersion[] }>(
+          `sharinghub/api/dvc/versions?item=${encodeURIComponent(this.itemId)}`
+        )
+      ).versions;
+    } catch (error) {
+      host.replaceChildren(el('p', { class: 'jp-SharingHub-dim' }, `No versions: ${error instanceof Error ? error.message : error}`));
+      return;
+    }
+    if (!versions.length) {
+      host.replaceChildren(el('p', {}, 'No versions.'));
+      return;
+    }
+    const base = this._host.defaultFolder() || this._host.currentFolder();
+    const name = this.itemId.split('/').pop() ?? 'dataset';
+    this._dest.value = base ? `${base.replace(/\/+$/, '')}/${name}` : name;
+    host.replaceChildren(
+      el('label', { class: 'jp-SharingHub-destLabel' }, 'Destination ', this._dest),
+      el(
+        'table',
+        { class: 'jp-SharingHub-versionTable' },
+        el(
+          'tbody',
+          {},
+          ...versions.map(v => {
+            const size = v.outputs.reduce((a, o) => a + (o.size ?? 0), 0);
+            const files = v.outputs.reduce((a, o) => a + (o.nfiles ?? 1), 0);
+            const progress = el('div', { class: 'jp-SharingHub-job' });
+            return el(
+              'tr',
+              { 'data-rev': v.rev },
+              el('td', { class: 'jp-SharingHub-rev' }, v.rev),
+              el('td', {}, v.kind),
+              el('td', {}, shortDate(v.date)),
+              el('td', {}, `${files} file${files === 1 ? '' : 's'}, ${humanSize(size)}`),
+              el(
+                'td',
+                {},
+                button('Pull into workspace', () => void this._pull(v.rev, progress), 'jp-SharingHub-pull'),
+                button('Insert snippet', () => this._insert(v.rev), 'jp-SharingHub-snippet'),
+                progress
+              )
+            );
+          })
+        )
+      )
+    );
+    this._latestRev = versions[0].rev;
+  }
+
+  private _latestRev: string | undefined;
+
+  private _insert(rev?: string): void {
+    const code = pullSnippet(this.itemId, rev ?? this._latestRev);
+    if (!this._host.insertSnippet(code)) {
+      notifyError(new Error('Open a notebook first: the snippet goes into the active notebook'));
+    }
+  }
+
+  /** Starts a pull job and follows it with a progress bar until it ends. */
+  private async _pull(rev: string, host: HTMLElement): Promise<void> {
+    let jobId: string;
+    try {
+      jobId = (
+        await requestAPI<{ job: string }>('sharinghub/api/dvc/pull', {
+          method: 'POST',
+          body: { item: this.itemId, rev, dest: this._dest.value.trim() || undefined }
+        })
+      ).job;
+    } catch (error) {
+      notifyError(error);
+      return;
+    }
+    const bar = el('progress', { class: 'jp-SharingHub-progress', max: '1' });
+    const text = el('span', { class: 'jp-SharingHub-jobState' }, 'queued');
+    let cancelled = false;
+    const cancel = button('Cancel', () => {
+      cancelled = true;
+      requestAPI(`sharinghub/api/dvc/jobs/${encodeURIComponent(jobId)}`, { method: 'DELETE' }).catch(
+        notifyError
+      );
+    }, 'jp-SharingHub-cancel');
+    host.replaceChildren(bar, text, cancel);
+    host.dataset.job = jobId;
+    for (;;) {
+      let job: IJob;
+      try {
+        job = await requestAPI<IJob>(`sharinghub/api/dvc/jobs/${encodeURIComponent(jobId)}`);
+      } catch (error) {
+        notifyError(error);
+        return;
+      }
+      const total = job.bytes_total || job.files_total;
+      const done = job.bytes_total ? job.bytes_done : job.files_done;
+      if (total) {
+        bar.max = total;
+        bar.value = done ?? 0;
+      }
+      text.textContent = ` ${job.state}${job.files_total ? ` ${job.files_done ?? 0}/${job.files_total} files` : ''}`;
+      host.dataset.state = job.state;
+      if (ENDED.has(job.state)) {
+        cancel.remove();
+        if (job.state === 'done') {
+          bar.max = 1;
+          bar.value = 1;
+          await this._host.openFolder(job.dest);
+        } else if (job.state === 'failed') {
+          text.textContent = ` failed: ${job.error ?? 'unknown error'}`;
+          notifyError(new Error(job.error ?? 'the pull failed'));
+        } else if (!cancelled) {
+          text.textContent = ' cancelled';
+        }
+        return;
+      }
+      await new Promise(resolve => window.setTimeout(resolve, 500));
+    }
+  }
+}
+
+/** A link that opens in a new tab; only http(s) URLs become links. */
+function safeLink(href: string, label: string, download: boolean): HTMLElement {
+  if (!/^https?:\/\//i.test(href)) {
+    return el('span', {}, label);
+  }
+  return el('a', {
+    href,
+    target: '_blank',
+    rel: 'noopener noreferrer',
+    download: download ? '' : undefined
+  }, label);
+}
