@@ -13,3 +13,5 @@ bench:  ## run the benchmarks (see benchmarks/README.md)
 	.venv/bin/python benchmarks/startup.py
 	.venv/bin/python benchmarks/mlflow.py
 	.venv/bin/python benchmarks/pull.py
+	.venv/bin/python benchmarks/notebook.py
+	.venv/bin/python benchmarks/sidebar.py

@@ -1,0 +1,36 @@
+"""The panels (ipywidgets, composed; no JavaScript of our own): Search (with an ipyleaflet
+map), Runs and Register, as tabs. ``sh.panel()`` imports this module on first use, so that
+``import sharinghub_lab`` loads neither ipywidgets nor ipyleaflet."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from .register import RegisterPanel
+from .runs import RunsPanel
+from .search import SearchPanel
+
+__all__ = ["RegisterPanel", "RunsPanel", "SearchPanel", "SharingHubPanel", "panel"]
+
+
+class SharingHubPanel(w.Tab):
+    """The three tabs; ``search``, ``runs`` and ``register`` are the panels behind them."""
+
+    def __init__(self) -> None:
+        self.search = SearchPanel()
+        self.runs = RunsPanel()
+        self.register = RegisterPanel()
+        super().__init__(children=[self.search.widget, self.runs.widget,
+                                   self.register.widget],
+                         titles=("Search", "Runs", "Register"))
+
+    @property
+    def busy(self) -> bool:
+        """Whether any panel still has work running."""
+        return any(p.worker.busy for p in (self.search, self.runs, self.register))
+
+
+def panel() -> SharingHubPanel:
+    """The Search, Runs and Register panels, as tabs. Each loads what it offers (the
+    collections, the ai-model items) in the background; errors show in its status line."""
+    return SharingHubPanel()
