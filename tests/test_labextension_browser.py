@@ -88,8 +88,7 @@ def lab(tmp_path_factory) -> Iterator[JupyterProcess]:
             "--LabApp.expose_app_in_browser=True"]
     with jupyter_server(root, token=TOKEN, args=args, env=env) as server:
         def crawled() -> dict | None:
-            status = requests.get(f"{server.url}sharinghub/api/index", timeout=5,
-                                  headers={"Authorization": f"token {TOKEN}"}).json()
+            status = _index_status(server)
             finished = status["state"] == "idle" and (status["last_crawl"] or {}).get("finished")
             return status if finished else None
 
@@ -119,6 +118,12 @@ def page(lab: JupyterProcess):
         finally:
             context.close()
             browser.close()
+
+
+def _index_status(lab: JupyterProcess) -> dict:
+    """The server's crawl status (``GET sharinghub/api/index``)."""
+    return requests.get(f"{lab.url}sharinghub/api/index", timeout=5,
+                        headers={"Authorization": f"token {TOKEN}"}).json()
 
 
 def _open_sidebar(page) -> None:
@@ -164,7 +169,16 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
     assert {tabs.nth(i).get_attribute("data-collection") for i in range(tabs.count())} >= {
         "", "dataset", "ai-model", "tools"}
     status = sidebar.locator(".jp-SharingHub-statusText")
-    assert re.search(r"\b3 items indexed\b", status.inner_text()), status.inner_text()
+    # the crawl counts entries per collection (a project in two collections is in both)
+    counts = [n for n in _index_status(lab)["last_crawl"]["items"].values() if n]
+    indexed = f"{sum(counts)} entries in {len(counts)} collections"
+    assert status.inner_text().startswith(indexed), status.inner_text()
+
+    # "Refresh Catalog" from the palette: the status line follows the crawl to its end,
+    # as the sidebar's button does
+    page.evaluate("window.jupyterapp.commands.execute('sharinghub:refresh-catalog')")
+    poll(lambda: status.inner_text().startswith("crawling"), "the status line to show the crawl")
+    poll(lambda: status.inner_text().startswith(indexed), "the status line after the crawl")
 
     # free text goes to the server (the README body matches too): one dataset
     assert _search(page, "tiny slice") == [DATASET]
@@ -184,10 +198,17 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
     assert view.locator(".jp-SharingHub-assets a").count() >= 1
     page.screenshot(path=str(OUTPUT / "item-view.png"))
 
-    # "Insert snippet" adds the %sharinghub call to the open notebook
+    # "Insert snippet" adds the %sharinghub call to the open notebook: a version's row
+    # pulls that version, the header the newest one
     row.locator(".jp-SharingHub-snippet").click()
     snippet = f"%sharinghub pull {DATASET} --rev v1.0"
     page.locator(".jp-Notebook .jp-Cell", has_text=snippet).wait_for()
+    newest = view.locator("tr[data-rev]").first.get_attribute("data-rev")
+    view.locator(".jp-SharingHub-itemHeader .jp-SharingHub-snippet").click()
+    newest_line = re.compile(rf"pull {DATASET} --rev {re.escape(newest)}(\s|$)")
+    newest_cell = page.locator(".jp-Notebook .jp-Cell", has_text=newest_line)
+    poll(lambda: newest_cell.count() == (2 if newest == "v1.0" else 1),
+         "the header's snippet with the newest version")
 
     # "Pull into workspace": the job runs to the end, the folder opens in the file browser
     page.locator(".lm-TabBar-tab", has_text="Sen1Floods11 sample").click()
@@ -214,6 +235,9 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
     readme.locator("a", has_text="click").click()
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert readme.locator("script").count() == 0
+    # it is no git repository: the server's one line about its versions is a notification
+    page.locator(".jp-toast-message",
+                 has_text="local/hostile-readme is not a git repository").wait_for()
 
     # the model card shows its preview (through api/download); its related dataset
     # link opens the dataset's view again
@@ -225,6 +249,11 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
     model_card.click()
     header = ".jp-SharingHub-item:visible .jp-SharingHub-itemHeader h1"
     page.locator(header, has_text="Flood detection model").wait_for()
+    # a model's snippet tracks it in MLflow
+    page.locator(".jp-SharingHub-item:visible .jp-SharingHub-itemHeader .jp-SharingHub-snippet"
+                 ).click()
+    page.locator(".jp-Notebook .jp-Cell",
+                 has_text="%sharinghub track local/flood-model").wait_for()
     page.locator(".jp-SharingHub-item:visible .jp-SharingHub-links button",
                  has_text=DATASET).click()
     page.locator(header, has_text="Sen1Floods11 sample").wait_for()

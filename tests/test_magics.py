@@ -48,10 +48,7 @@ def shell():
 @pytest.fixture
 def magic(site, shell, monkeypatch, capsys):
     """``magic(line)`` → (result, stdout, stderr), connected by environment variables."""
-    monkeypatch.setenv("SHARINGHUB_URL", site.url)
-    monkeypatch.setenv("SHARINGHUB_TOKEN", TOKEN)
-    monkeypatch.setenv("SHARINGHUB_ROOT", str(site.root))
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    site.configure_kernel(monkeypatch)
     sh.connect()
     capsys.readouterr()
 

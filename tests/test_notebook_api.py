@@ -35,12 +35,7 @@ def site(tmp_path_factory):
 @pytest.fixture
 def connected(site, monkeypatch):
     """Configured the way a kernel outside Jupyter is: environment variables."""
-    monkeypatch.setenv("SHARINGHUB_URL", site.url)
-    monkeypatch.setenv("SHARINGHUB_TOKEN", TOKEN)
-    monkeypatch.setenv("SHARINGHUB_ROOT", str(site.root))
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    site.configure_kernel(monkeypatch)
     client = sh.connect()
     assert client.url == site.url and client.root_dir == site.root.resolve()
     return client

@@ -21,7 +21,6 @@ from tests.support.notebook_site import (
     EXAMPLE_DATASET,
     HOSTILE,
     MODEL,
-    TOKEN,
     notebook_site,
 )
 from tests.support.polling import poll
@@ -39,12 +38,7 @@ def site(tmp_path_factory):
 @pytest.fixture
 def connected(site, monkeypatch):
     """A kernel configured by environment variables, working in a folder below the root."""
-    monkeypatch.setenv("SHARINGHUB_URL", site.url)
-    monkeypatch.setenv("SHARINGHUB_TOKEN", TOKEN)
-    monkeypatch.setenv("SHARINGHUB_ROOT", str(site.root))
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+    site.configure_kernel(monkeypatch)
     work = site.root / "panel-work"
     work.mkdir(exist_ok=True)
     monkeypatch.chdir(work)

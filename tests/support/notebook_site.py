@@ -57,6 +57,16 @@ class Site:
     def root(self) -> Path:
         return self.server.root
 
+    def configure_kernel(self, monkeypatch) -> None:
+        """The environment of a kernel started outside Jupyter, pointed at this server (and
+        not at any MLflow the test machine has configured)."""
+        monkeypatch.setenv("SHARINGHUB_URL", self.url)
+        monkeypatch.setenv("SHARINGHUB_TOKEN", TOKEN)
+        monkeypatch.setenv("SHARINGHUB_ROOT", str(self.root))
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+
 
 @contextlib.contextmanager
 def notebook_site(tmp: Path, big: bool = False) -> Iterator[Site]:
