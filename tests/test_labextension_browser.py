@@ -176,7 +176,8 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
 
     # "Refresh Catalog" from the palette: the status line follows the crawl to its end,
     # as the sidebar's button does
-    page.evaluate("window.jupyterapp.commands.execute('sharinghub:refresh-catalog')")
+    # (not awaited: the command's promise ends with the crawl)
+    page.evaluate("() => { window.jupyterapp.commands.execute('sharinghub:refresh-catalog'); }")
     poll(lambda: status.inner_text().startswith("crawling"), "the status line to show the crawl")
     poll(lambda: status.inner_text().startswith(indexed), "the status line after the crawl")
 
@@ -200,10 +201,12 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
 
     # "Insert snippet" adds the %sharinghub call to the open notebook: a version's row
     # pulls that version, the header the newest one
+    newest = view.locator("tr[data-rev]").first.get_attribute("data-rev")
     row.locator(".jp-SharingHub-snippet").click()
     snippet = f"%sharinghub pull {DATASET} --rev v1.0"
     page.locator(".jp-Notebook .jp-Cell", has_text=snippet).wait_for()
-    newest = view.locator("tr[data-rev]").first.get_attribute("data-rev")
+    dataset_tab = page.locator(".lm-TabBar-tab", has_text="Sen1Floods11 sample")
+    dataset_tab.click()
     view.locator(".jp-SharingHub-itemHeader .jp-SharingHub-snippet").click()
     newest_line = re.compile(rf"pull {DATASET} --rev {re.escape(newest)}(\s|$)")
     newest_cell = page.locator(".jp-Notebook .jp-Cell", has_text=newest_line)
@@ -211,7 +214,7 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
          "the header's snippet with the newest version")
 
     # "Pull into workspace": the job runs to the end, the folder opens in the file browser
-    page.locator(".lm-TabBar-tab", has_text="Sen1Floods11 sample").click()
+    dataset_tab.click()
     row.locator(".jp-SharingHub-pull").click()
     job = row.locator(".jp-SharingHub-job")
     poll(lambda: job.get_attribute("data-state") in ("done", "failed", "cancelled"),
@@ -254,6 +257,8 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
                  ).click()
     page.locator(".jp-Notebook .jp-Cell",
                  has_text="%sharinghub track local/flood-model").wait_for()
+    # the snippet went to the notebook, which is in front now: back to the model's tab
+    page.locator(".lm-TabBar-tab", has_text="Flood detection model").click()
     page.locator(".jp-SharingHub-item:visible .jp-SharingHub-links button",
                  has_text=DATASET).click()
     page.locator(header, has_text="Sen1Floods11 sample").wait_for()

@@ -7,7 +7,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette, IFrame, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
@@ -18,6 +18,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { IItemViewHost, ItemView } from './components/itemview';
 import { createMlflowWidget } from './components/mlflow';
 import { notifyError, SharingHubSidebar } from './components/sidebar';
+import { mlflowUrl } from './links';
 import { SharingHubModel } from './model';
 
 const PLUGIN_ID = 'sharinghub-lab:plugin';
@@ -59,11 +60,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null,
     settingRegistry: ISettingRegistry | null
   ) => {
-    const model = new SharingHubModel();
     let defaultFolder = '';
+    // the first search waits for the settings (loadSettings only touches `model` after its await)
+    const model = new SharingHubModel(loadSettings());
     const { commands, shell } = app;
     const items = new WidgetTracker<MainAreaWidget<ItemView>>({ namespace: 'sharinghub-item' });
-    let mlflow: MainAreaWidget | null = null;
+    let mlflow: MainAreaWidget<IFrame> | null = null;
+
+    /** Reads the settings now and on every change; settles once read (or failed). */
+    async function loadSettings(): Promise<void> {
+      if (!settingRegistry) {
+        return;
+      }
+      try {
+        const settings = await settingRegistry.load(PLUGIN_ID);
+        const read = () => {
+          defaultFolder = String(settings.get('defaultFolder').composite ?? '');
+          const pageSize = Number(settings.get('pageSize').composite) || 20;
+          model.setPageSize(pageSize).catch(notifyError);
+        };
+        read();
+        settings.changed.connect(read);
+      } catch (reason) {
+        console.warn('sharinghub-lab: settings not loaded', reason);
+      }
+    }
 
     const host: IItemViewHost = {
       rendermime,
@@ -160,7 +181,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const route = String(args.route ?? '');
         if (mlflow && !mlflow.isDisposed) {
           if (route) {
-            (mlflow.content as any).url = createMlflowWidget(route).content.url;
+            mlflow.content.url = mlflowUrl(route);
           }
           shell.activateById(mlflow.id);
           return;
@@ -173,7 +194,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     commands.addCommand(CommandIDs.refresh, {
       label: 'SharingHub: Refresh Catalog',
-      execute: () => model.refreshStatus(true).catch(notifyError)
+      execute: () => sidebar.refresh()
     });
 
     for (const command of Object.values(CommandIDs)) {
@@ -182,20 +203,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
     launcher?.add({ command: CommandIDs.openMlflow, category: 'Other', rank: 1 });
-
-    if (settingRegistry) {
-      settingRegistry
-        .load(PLUGIN_ID)
-        .then(settings => {
-          const read = () => {
-            model.pageSize = Number(settings.get('pageSize').composite) || 20;
-            defaultFolder = String(settings.get('defaultFolder').composite ?? '');
-          };
-          read();
-          settings.changed.connect(read);
-        })
-        .catch(reason => console.warn('sharinghub-lab: settings not loaded', reason));
-    }
   }
 };
 

@@ -2,6 +2,7 @@
  * Paths, MLflow routes and notebook lines built from item ids. Ids hold `/`, so each
  * segment is encoded on its own; names that are not plain words are quoted.
  */
+import { apiUrl } from './request';
 
 /** The API path of one item (ids hold `/`: each segment is encoded on its own). */
 export function itemPath(collection: string, id: string): string {
@@ -23,10 +24,27 @@ export function linkedItem(href: string): { collection: string; id: string } | n
   };
 }
 
+/** A name as the shell-like `%sharinghub` line takes it: plain, or single-quoted. */
+function quote(s: string): string {
+  return /^[\w./:@-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
 /** The `%sharinghub` line that pulls `rev` of `item` (rev omitted = default branch). */
 export function pullSnippet(item: string, rev?: string): string {
-  const quote = (s: string) => (/^[\w./:@-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
   return `%sharinghub pull ${quote(item)}${rev ? ` --rev ${quote(rev)}` : ''}`;
+}
+
+/**
+ * The item header's snippet: a model is tracked (`%sharinghub track`), anything
+ * else is pulled, at `latestRev` once the versions are known.
+ */
+export function itemSnippet(collection: string | undefined, item: string, latestRev?: string): string {
+  return collection === 'ai-model' ? `%sharinghub track ${quote(item)}` : pullSnippet(item, latestRev);
+}
+
+/** The MLflow UI at `route` (e.g. `#/models`), served under Jupyter's base URL. */
+export function mlflowUrl(route = ''): string {
+  return apiUrl('sharinghub/mlflow/') + route;
 }
 
 /** The MLflow UI route of a registered model version (`models:/<name>/<version>`). */

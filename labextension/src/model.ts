@@ -90,16 +90,44 @@ export class SharingHubModel {
   collection: string | null = null;
   keyword: string | null = null;
   sort: SortKey = 'relevance';
-  pageSize = 20;
+
+  /** How long to wait between two looks at a running crawl (ms). */
+  statusInterval = 1000;
 
   collections: ICollection[] = [];
   items: IStacItem[] = [];
   matched: number | null = null;
   loading = false;
   status: IIndexStatus | null = null;
+  private _pageSize = 20;
   private _next: IStacLink | null = null;
   private _generation = 0;
+  private _sent = false;
   private _changed = new Signal<this, void>(this);
+
+  /**
+   * @param _ready - settles once the user's settings are read: the first search
+   *   waits for it, so it asks for the configured page size, not the default.
+   */
+  constructor(private readonly _ready: Promise<unknown> = Promise.resolve()) {}
+
+  get pageSize(): number {
+    return this._pageSize;
+  }
+
+  /**
+   * A new page size applies to the search on screen at once (its first page again);
+   * before any search is sent (the first one waits for the settings) it is only kept.
+   */
+  async setPageSize(size: number): Promise<void> {
+    if (size === this._pageSize) {
+      return;
+    }
+    this._pageSize = size;
+    if (this._sent) {
+      await this.search();
+    }
+  }
 
   /** Emitted whenever anything a view shows has changed. */
   get changed(): ISignal<this, void> {
@@ -146,12 +174,14 @@ export class SharingHubModel {
   /** Start a new search from the current criteria (the first page). */
   async search(): Promise<void> {
     const generation = ++this._generation;
+    await this._ready.catch(() => undefined);
     this.loading = true;
     this._changed.emit();
+    this._sent = true;
     try {
       const page = await requestAPI<ISearchPage>('sharinghub/api/stac/search', {
         method: 'POST',
-        body: searchBody(this.text, this.collection, this.sort, this.pageSize)
+        body: searchBody(this.text, this.collection, this.sort, this._pageSize)
       });
       if (generation === this._generation) {
         this.items = page.features;
@@ -192,11 +222,25 @@ export class SharingHubModel {
     }
   }
 
+  /**
+   * Reads the crawl status (`crawl`: starts a crawl first) and follows a running
+   * crawl until it ends, then searches again so the results show what it indexed.
+   * The sidebar's button and the palette command both come here.
+   */
   async refreshStatus(crawl = false): Promise<void> {
-    this.status = await requestAPI<IIndexStatus>('sharinghub/api/index', {
-      method: crawl ? 'POST' : 'GET'
-    });
-    this._changed.emit();
+    let method = crawl ? 'POST' : 'GET';
+    for (let first = true; ; first = false) {
+      this.status = await requestAPI<IIndexStatus>('sharinghub/api/index', { method });
+      this._changed.emit();
+      if (this.status.state !== 'running') {
+        if (!first) {
+          await this.search();
+        }
+        return;
+      }
+      method = 'GET';
+      await new Promise(resolve => setTimeout(resolve, this.statusInterval));
+    }
   }
 }
 
@@ -204,7 +248,11 @@ function nextLink(page: ISearchPage): IStacLink | null {
   return (page.links ?? []).find(link => link.rel === 'next') ?? null;
 }
 
-/** "12 items · last crawl 2026-12-02 10:00 · 1 problem" for the status line. */
+/**
+ * "12 entries in 3 collections · last crawl 2026-12-02 10:00 · 1 problem" for the
+ * status line. The crawl counts entries per collection and a project in several
+ * collections has one entry in each, so their sum is not a count of distinct items.
+ */
 export function statusLine(status: IIndexStatus | null): string {
   if (!status) {
     return 'Catalog status unknown';
@@ -212,11 +260,13 @@ export function statusLine(status: IIndexStatus | null): string {
   const crawl = status.last_crawl;
   const parts: string[] = [];
   if (crawl) {
-    const count = Object.values(crawl.items ?? {}).reduce((a, b) => a + b, 0);
-    parts.push(`${count} items indexed`);
+    const counts = Object.values(crawl.items ?? {}).filter(n => n > 0);
+    const entries = counts.reduce((a, b) => a + b, 0);
+    parts.push(
+      `${plural(entries, 'entry', 'entries')} in ${plural(counts.length, 'collection')}`
+    );
     parts.push(`last crawl ${shortDate(crawl.finished ?? crawl.started)}`);
-    const problems = crawl.errors?.length ?? 0;
-    parts.push(`${problems} problem${problems === 1 ? '' : 's'}`);
+    parts.push(plural(crawl.errors?.length ?? 0, 'problem'));
   } else {
     parts.push('never crawled');
   }
@@ -225,6 +275,11 @@ export function statusLine(status: IIndexStatus | null): string {
     parts.unshift(`crawling${p ? ` ${p.done}/${p.total ?? '?'}` : ''}`);
   }
   return parts.join(' · ');
+}
+
+/** "1 problem", "2 problems". */
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 /** An ISO date as "YYYY-MM-DD HH:MM" (local time), or the input when it is not a date. */

@@ -4,7 +4,7 @@
  */
 import { itemCard } from '../src/components/card';
 import { button, debounce, el, humanSize } from '../src/components/dom';
-import { linkedItem, itemPath, mlflowRoute, pullSnippet } from '../src/links';
+import { itemSnippet, linkedItem, itemPath, mlflowRoute, pullSnippet } from '../src/links';
 import { excerpt, IStacItem, searchBody, shortDate, statusLine, thumbnail } from '../src/model';
 
 const HOSTILE = '<img src="x" onerror="window.__pwned = 1"><script>window.__pwned = 2</script>';
@@ -124,7 +124,15 @@ describe('formats', () => {
       errors: [{ project: 'local/x', message: 'bad front matter' }]
     };
     expect(statusLine({ state: 'idle', last_crawl: crawl })).toBe(
-      '3 items indexed · last crawl 2026-12-02 09:05 · 1 problem'
+      '3 entries in 2 collections · last crawl 2026-12-02 09:05 · 1 problem'
+    );
+    // one project in two collections is an entry in each: the line does not call it 2 items
+    const one = { ...crawl, items: { dataset: 1, tools: 1, 'ai-model': 0 }, errors: [] };
+    expect(statusLine({ state: 'idle', last_crawl: one })).toBe(
+      '2 entries in 2 collections · last crawl 2026-12-02 09:05 · 0 problems'
+    );
+    expect(statusLine({ state: 'idle', last_crawl: { ...one, items: { dataset: 1 } } })).toMatch(
+      /^1 entry in 1 collection · /
     );
     expect(
       statusLine({ state: 'running', progress: { done: 4, total: null }, last_crawl: null })
@@ -160,6 +168,17 @@ describe('formats', () => {
     expect(pullSnippet('local/flood', 'v1.0')).toBe('%sharinghub pull local/flood --rev v1.0');
     expect(pullSnippet('local/flood')).toBe('%sharinghub pull local/flood');
     expect(pullSnippet("a b'c")).toBe("%sharinghub pull 'a b'\\''c'");
+  });
+
+  it('itemSnippet tracks a model and pulls a dataset at its newest version once known', () => {
+    expect(itemSnippet('ai-model', 'local/flood-model', 'v2')).toBe(
+      '%sharinghub track local/flood-model'
+    );
+    expect(itemSnippet('ai-model', 'my group/model')).toBe("%sharinghub track 'my group/model'");
+    expect(itemSnippet('dataset', 'local/flood', 'v1.1')).toBe(
+      '%sharinghub pull local/flood --rev v1.1'
+    );
+    expect(itemSnippet('dataset', 'local/flood')).toBe('%sharinghub pull local/flood');
   });
 
   it('mlflowRoute points at the registered version', () => {

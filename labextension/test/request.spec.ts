@@ -10,8 +10,8 @@ import { AddressInfo } from 'net';
 
 import { ServerConnection } from '@jupyterlab/services';
 
-import { SharingHubModel } from '../src/model';
-import { itemPath } from '../src/links';
+import { IIndexStatus, SharingHubModel } from '../src/model';
+import { itemPath, mlflowUrl } from '../src/links';
 import { apiUrl, requestAPI, setServerSettings, SharingHubError } from '../src/request';
 
 interface ISeen {
@@ -24,6 +24,8 @@ interface ISeen {
 const seen: ISeen[] = [];
 let server: http.Server;
 let origin: string;
+/** How many more answers of `sharinghub/api/index` say a crawl is running. */
+let crawlAnswers = 0;
 
 /** Answers like the server extension does, under the base URL `/a%40b/`. */
 function answer(req: http.IncomingMessage, body: string, res: http.ServerResponse): void {
@@ -33,7 +35,9 @@ function answer(req: http.IncomingMessage, body: string, res: http.ServerRespons
   };
   const path = (req.url ?? '').split('?')[0]; // ServerConnection may add a cache buster
   if (path === '/a%40b/sharinghub/api/index') {
-    json(200, { state: 'idle', method: req.method });
+    const running = crawlAnswers > 0;
+    crawlAnswers = Math.max(0, crawlAnswers - 1);
+    json(200, { state: running ? 'running' : 'idle', method: req.method });
   } else if (path.startsWith('/a%40b/sharinghub/api/stac/collections/dataset/items/')) {
     json(404, { code: 'NotFound', description: 'unknown item: local/none\nTraceback: noise' });
   } else if (path === '/a%40b/sharinghub/api/stac/search' && req.method === 'POST') {
@@ -97,6 +101,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   seen.length = 0;
+  crawlAnswers = 0;
   setServerSettings(settingsFor(`${origin}/a%40b/`));
 });
 
@@ -151,7 +156,7 @@ describe('SharingHubModel paging', () => {
     model.text = '  flood maps ';
     model.collection = 'dataset';
     model.sort = 'stars';
-    model.pageSize = 7;
+    await model.setPageSize(7); // no search sent yet: only kept
     await model.search();
     expect(JSON.parse(seen[0].body)).toEqual({
       limit: 7,
@@ -170,5 +175,64 @@ describe('SharingHubModel paging', () => {
     expect(model.hasMore).toBe(false);
     await model.more(); // nothing left: no request
     expect(seen).toHaveLength(2);
+  });
+});
+
+describe('SharingHubModel settings', () => {
+  it('holds the first search until the settings are read, then re-runs it on a new page size', async () => {
+    let settingsRead!: () => void;
+    const model = new SharingHubModel(new Promise<void>(resolve => (settingsRead = resolve)));
+    model.text = 'flood';
+    const first = model.search();
+    await new Promise(resolve => setTimeout(resolve, 50)); // time enough to send it, were it sent
+    expect(seen).toHaveLength(0);
+    await model.setPageSize(2); // read from the settings before the search is sent: kept
+    expect(seen).toHaveLength(0);
+    settingsRead();
+    await first;
+    expect(seen.map(s => JSON.parse(s.body))).toEqual([{ limit: 2, q: ['flood'] }]);
+
+    await model.setPageSize(5); // the user changes the setting: the same search, new size
+    expect(seen.map(s => JSON.parse(s.body))).toEqual([
+      { limit: 2, q: ['flood'] },
+      { limit: 5, q: ['flood'] }
+    ]);
+    await model.setPageSize(5); // unchanged: no request
+    expect(seen).toHaveLength(2);
+  });
+});
+
+describe('SharingHubModel crawl status', () => {
+  it('follows a crawl it starts until it ends, then searches again', async () => {
+    const model = new SharingHubModel();
+    model.statusInterval = 10;
+    const states: IIndexStatus['state'][] = [];
+    model.changed.connect(() => model.status && states.push(model.status.state));
+    crawlAnswers = 2; // the POST and the first GET find the crawl running
+    await model.refreshStatus(true);
+    expect(seen.map(s => `${s.method} ${s.url}`)).toEqual([
+      'POST /a%40b/sharinghub/api/index',
+      'GET /a%40b/sharinghub/api/index',
+      'GET /a%40b/sharinghub/api/index',
+      'POST /a%40b/sharinghub/api/stac/search'
+    ]);
+    expect(model.status!.state).toBe('idle');
+    expect(states).toContain('running');
+    expect(model.items.map(i => i.id)).toEqual(['item-1']);
+  });
+
+  it('only reads an idle status, without searching', async () => {
+    const model = new SharingHubModel();
+    await model.refreshStatus();
+    expect(seen.map(s => `${s.method} ${s.url}`)).toEqual(['GET /a%40b/sharinghub/api/index']);
+  });
+});
+
+describe('mlflowUrl', () => {
+  it('points at the MLflow UI under the base URL, with the route', () => {
+    expect(mlflowUrl()).toBe(`${origin}/a%40b/sharinghub/mlflow/`);
+    expect(mlflowUrl('#/models/flood/versions/3')).toBe(
+      `${origin}/a%40b/sharinghub/mlflow/#/models/flood/versions/3`
+    );
   });
 });

@@ -7,7 +7,7 @@ import { MimeModel, IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import { IStacItem, IStacLink, shortDate } from '../model';
-import { itemPath, linkedItem, mlflowRoute, pullSnippet } from '../links';
+import { itemPath, itemSnippet, linkedItem, mlflowRoute, pullSnippet } from '../links';
 import { requestAPI } from '../request';
 import { button, el, humanSize } from './dom';
 import { notifyError } from './sidebar';
@@ -49,6 +49,8 @@ const ENDED = new Set(['done', 'failed', 'cancelled']);
 export class ItemView extends Widget {
   private _item: IStacItem | null = null;
   private _dest: HTMLInputElement;
+  /** The newest DVC version (the server lists newest first), once loaded. */
+  private _latestRev: string | undefined;
 
   constructor(
     readonly collection: string,
@@ -91,7 +93,7 @@ export class ItemView extends Widget {
         { class: 'jp-SharingHub-itemHeader' },
         el('h1', {}, p.title || item.id),
         el('div', { class: 'jp-SharingHub-itemId' }, `${item.collection} · ${item.id}`),
-        button('Insert snippet', () => this._insert(), 'jp-SharingHub-snippet')
+        button('Insert snippet', () => this._insertCode(this._headerSnippet()), 'jp-SharingHub-snippet')
       ),
       el('section', {}, el('h2', {}, 'Versions'), versions),
       this._models(),
@@ -215,7 +217,9 @@ export class ItemView extends Widget {
         )
       ).versions;
     } catch (error) {
-      host.replaceChildren(el('p', { class: 'jp-SharingHub-dim' }, `No versions: ${error instanceof Error ? error.message : error}`));
+      const line = error instanceof Error ? error.message : String(error);
+      host.replaceChildren(el('p', { class: 'jp-SharingHub-dim' }, `No versions: ${line}`));
+      notifyError(error);
       return;
     }
     if (!versions.length) {
@@ -248,7 +252,7 @@ export class ItemView extends Widget {
                 'td',
                 {},
                 button('Pull into workspace', () => void this._pull(v.rev, progress), 'jp-SharingHub-pull'),
-                button('Insert snippet', () => this._insert(v.rev), 'jp-SharingHub-snippet'),
+                button('Insert snippet', () => this._insertCode(pullSnippet(this.itemId, v.rev)), 'jp-SharingHub-snippet'),
                 progress
               )
             );
@@ -259,10 +263,12 @@ export class ItemView extends Widget {
     this._latestRev = versions[0].rev;
   }
 
-  private _latestRev: string | undefined;
+  /** The header's snippet: track a model; pull a dataset at its newest version once known. */
+  private _headerSnippet(): string {
+    return itemSnippet(this._item?.collection ?? this.collection, this.itemId, this._latestRev);
+  }
 
-  private _insert(rev?: string): void {
-    const code = pullSnippet(this.itemId, rev ?? this._latestRev);
+  private _insertCode(code: string): void {
     if (!this._host.insertSnippet(code)) {
       notifyError(new Error('Open a notebook first: the snippet goes into the active notebook'));
     }

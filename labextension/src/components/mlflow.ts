@@ -1,7 +1,7 @@
 /** The MLflow UI (served by the server extension at `sharinghub/mlflow/`) in a tab. */
 import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 
-import { apiUrl } from '../request';
+import { mlflowUrl } from '../links';
 
 /**
  * The iframe needs scripts and its own origin (same as Jupyter's): MLflow's UI calls
@@ -12,7 +12,7 @@ export function createMlflowWidget(route = ''): MainAreaWidget<IFrame> {
     sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups', 'allow-downloads'],
     referrerPolicy: 'same-origin'
   });
-  frame.url = apiUrl('sharinghub/mlflow/') + route;
+  frame.url = mlflowUrl(route);
   const widget = new MainAreaWidget({ content: frame });
   widget.id = 'sharinghub-mlflow';
   widget.title.label = 'MLflow';

@@ -27,7 +27,6 @@ export class SharingHubSidebar extends Widget {
   private _observer: IntersectionObserver;
   private _scroller: HTMLElement;
   private _sentinel: HTMLElement;
-  private _statusTimer: number | undefined;
 
   constructor(
     readonly model: SharingHubModel,
@@ -79,7 +78,7 @@ export class SharingHubSidebar extends Widget {
     );
     this._observer.observe(sentinel);
 
-    const refresh = button('Refresh catalog', () => this._crawl(), 'jp-SharingHub-refresh');
+    const refresh = button('Refresh catalog', () => void this.refresh(), 'jp-SharingHub-refresh');
     this.node.append(
       el('div', { class: 'jp-SharingHub-header' }, el('h2', {}, 'SharingHub')),
       el('div', { class: 'jp-SharingHub-controls' }, this._input, sort),
@@ -97,13 +96,20 @@ export class SharingHubSidebar extends Widget {
     await Promise.all([
       this.model.loadCollections().catch(notifyError),
       this._run(),
-      this._refreshStatus()
+      this.model.refreshStatus().catch(notifyError)
     ]);
+  }
+
+  /**
+   * "Refresh catalog" (the button and the palette command): crawl now, follow the
+   * crawl in the status line, then show the new results.
+   */
+  async refresh(): Promise<void> {
+    await this.model.refreshStatus(true).catch(notifyError);
   }
 
   dispose(): void {
     this._observer.disconnect();
-    window.clearTimeout(this._statusTimer);
     super.dispose();
   }
 
@@ -115,29 +121,6 @@ export class SharingHubSidebar extends Widget {
     if (this.model.hasMore && !this.model.loading) {
       this.model.more().catch(notifyError);
     }
-  }
-
-  private async _refreshStatus(crawl = false): Promise<void> {
-    try {
-      await this.model.refreshStatus(crawl);
-    } catch (error) {
-      notifyError(error);
-      return;
-    }
-    window.clearTimeout(this._statusTimer);
-    if (this.model.status?.state === 'running') {
-      // follow a running crawl, then show its results
-      this._statusTimer = window.setTimeout(async () => {
-        await this._refreshStatus();
-        if (this.model.status?.state === 'idle') {
-          void this._run();
-        }
-      }, 1000);
-    }
-  }
-
-  private async _crawl(): Promise<void> {
-    await this._refreshStatus(true);
   }
 
   private _render(): void {
