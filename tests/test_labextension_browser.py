@@ -1,6 +1,7 @@
 """The JupyterLab extension in a real browser: headless Debian chromium driven by Playwright
-against a Jupyter server (with JupyterLab) in a subprocess, fed by the example projects
-plus one with a hostile README.
+against a Jupyter server (with JupyterLab) in a subprocess, fed by the GitLab test server
+holding the example projects (real git repositories, cloned over HTTP for pulls) plus one
+with a hostile README.
 
 One JupyterLab session walks what a user does: open the sidebar, search, open an item,
 insert a snippet into the open notebook, pull a DVC version and see its folder in the
@@ -15,12 +16,17 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
+from tests.conftest import TOKEN as GITLAB_TOKEN
+from tests.support.git_repos import tool_env
+from tests.support.gitlab_server import FakeProject, GitLabTestServer
 from tests.support.jupyter_proc import JupyterProcess, jupyter_server
 from tests.support.polling import poll
 
@@ -62,16 +68,34 @@ def _labextension_installed() -> bool:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Iterator[JupyterProcess]:
-    """A Jupyter server with JupyterLab and the extension, its first crawl finished."""
+def gitlab(tmp_path_factory) -> Iterator[GitLabTestServer]:
+    """The example projects as a team keeps them: private GitLab projects ``local/...``
+    backed by their git repositories, topics as their README says; the hostile README's
+    project holds just its README."""
     from sharinghub_server.examples import make_examples
 
+    root = tmp_path_factory.mktemp("gitlab")
+    projects, _ = make_examples(root / "examples")
+    with GitLabTestServer() as server:
+        for pid, folder in enumerate(sorted(p for p in projects.iterdir() if p.is_dir()), 801):
+            bare = root / "bare" / f"{folder.name}.git"
+            subprocess.run(["git", "clone", "-q", "--bare", str(folder), str(bare)], check=True,
+                           env=tool_env(root / "home"))
+            front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+            server.add_git_project(FakeProject(id=pid, visibility="private",
+                                               path_with_namespace=f"local/{folder.name}",
+                                               topics=front["topics"]), bare)
+        server.add_project(FakeProject(id=899, path_with_namespace="local/hostile-readme",
+                                       topics=["sharinghub:tools"],
+                                       files={"README.md": HOSTILE_README}))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, gitlab: GitLabTestServer) -> Iterator[JupyterProcess]:
+    """A Jupyter server with JupyterLab and the extension, its first crawl finished."""
     assert _labextension_installed(), "the labextension is not installed: run scripts/setup-env.sh"
     root = tmp_path_factory.mktemp("lab")
-    projects, _ = make_examples(root / "examples")
-    hostile = projects / "hostile-readme"
-    hostile.mkdir()
-    (hostile / "README.md").write_text(HOSTILE_README)
     (root / "scratch.ipynb").write_text(json.dumps(SCRATCH_NOTEBOOK))
     # JupyterLab's own settings and workspaces stay in the test's folder; no news prompt
     settings = root / "lab-settings"
@@ -82,10 +106,11 @@ def lab(tmp_path_factory) -> Iterator[JupyterProcess]:
     ours = settings / "sharinghub-lab" / "plugin.jupyterlab-settings"
     ours.parent.mkdir(parents=True)
     ours.write_text(json.dumps({"pageSize": 2}))
+    # GitLab's address and token from the environment (a token never goes on a command line)
     env = {"JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab-workspaces")}
-    args = [f"--SharingHub.local_projects={projects}", "--SharingHub.crawl_interval=0",
-            "--LabApp.expose_app_in_browser=True"]
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / "lab-workspaces"),
+           "SHARINGHUB_GITLAB_URL": gitlab.url, "SHARINGHUB_GITLAB_TOKEN": GITLAB_TOKEN}
+    args = ["--SharingHub.crawl_interval=0", "--LabApp.expose_app_in_browser=True"]
     with jupyter_server(root, token=TOKEN, args=args, env=env) as server:
         def crawled() -> dict | None:
             status = _index_status(server)
@@ -152,7 +177,8 @@ def _search(page, text: str) -> list[str]:
     return _cards(page)
 
 
-def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) -> None:
+def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page,
+                                                   gitlab: GitLabTestServer) -> None:
     searches: list[dict] = []
     page.on("request", lambda r: searches.append(json.loads(r.post_data or "{}"))
             if "/sharinghub/api/stac/search" in r.url and r.method == "POST" else None)
@@ -229,6 +255,9 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
     # a hostile README: its <script> and onerror never run in the page
     _open_sidebar(page)
     assert _search(page, "Hostile") == ["local/hostile-readme"]
+    # and GitLab refuses to list its branches: the item view still opens
+    gitlab.fail_next(lambda r: r.project == 899 and r.endpoint == "branch", 403,
+                     body='{"message": "403 Forbidden"}')
     sidebar.locator('.jp-SharingHub-card[data-item="local/hostile-readme"]').click()
     readme = page.locator(".jp-SharingHub-item:visible .jp-SharingHub-readme")
     readme.locator("h1", has_text="Hostile README").wait_for()
@@ -238,9 +267,9 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page) ->
     readme.locator("a", has_text="click").click()
     assert page.evaluate("typeof window.__pwned") == "undefined"
     assert readme.locator("script").count() == 0
-    # it is no git repository: the server's one line about its versions is a notification
-    page.locator(".jp-toast-message",
-                 has_text="local/hostile-readme is not a git repository").wait_for()
+    # the server's one line about its versions is a notification
+    page.locator(".jp-toast-message", has_text=re.compile(
+        r"^reading the versions of local/hostile-readme: GitLab answered 403")).wait_for()
 
     # the model card shows its preview (through api/download); its related dataset
     # link opens the dataset's view again
