@@ -283,7 +283,7 @@ class SearchResult:
 
     def summary(self) -> str:
         total = "?" if self.matched is None else self.matched
-        return f"{len(self.items)} of {total} items"
+        return f"{len(self.items)} of {plural(total, 'item')}"
 
     def _repr_html_(self) -> str:
         rows = [(img(thumbnail(i), "preview"), title(i), i.get("collection"), keywords(i),
@@ -400,6 +400,11 @@ class VersionsTable:
         return f"Versions of {self.item_id}\n{text_table(self.headers, self.rows())}"
 
 
+def plural(n: Any, word: str) -> str:
+    """"1 run", "2 runs" (``n`` may be a phrase such as "more than 10000")."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 class RunsTable:
     """``%sharinghub runs``: the runs of an item's experiment, with params and metrics."""
 
@@ -417,12 +422,12 @@ class RunsTable:
 
     def _repr_html_(self) -> str:
         columns, rows = self._table()
-        return (f"<div><p>{len(rows)} runs of <code>{esc(self.item_id)}</code></p>"
+        return (f"<div><p>{plural(len(rows), 'run')} of <code>{esc(self.item_id)}</code></p>"
                 f"{table(columns, rows)}</div>")
 
     def __repr__(self) -> str:
         columns, rows = self._table()
-        return f"{len(rows)} runs of {self.item_id}\n{text_table(columns, rows, 32)}"
+        return f"{plural(len(rows), 'run')} of {self.item_id}\n{text_table(columns, rows, 32)}"
 
 
 def _cell(value: Any) -> Any:

@@ -114,7 +114,8 @@ def test_search_text_quoting_bbox_datetime_and_cql2(magic):
     assert "Flood detection model" in html and "<table" in html and "<iframe" in html
     assert live_problems(html) == []
     text = repr(result)
-    assert text.splitlines()[0] == f"{len(result.items)} of {result.matched} items"
+    noun = "item" if result.matched == 1 else "items"
+    assert text.splitlines()[0] == f"{len(result.items)} of {result.matched} {noun}"
     assert MODEL in text and "<" not in text
 
 

@@ -72,7 +72,7 @@ class RegisterPanel:
             records = frame.to_dict("records")
             self._experiments = {str(r["run_id"]): str(r["experiment_id"]) for r in records}
             set_choices(self.run, [(_run_label(r), str(r["run_id"])) for r in records])
-            self.status.info(f"{len(records)} runs of {item_id}")
+            self.status.info(f"{render.plural(len(records), 'run')} of {item_id}")
 
         self.worker.run(work, buttons=[self.register_button, self.reload_button],
                         busy_text=f"runs of {item_id}...")

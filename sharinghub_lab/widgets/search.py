@@ -223,7 +223,7 @@ class SearchPanel:
         self.results.children = tuple(c.widget for c in self.cards)
         self._next = api.next_link(page) if page.get("features") else None
         total = "?" if self.matched is None else self.matched
-        shown = f"{len(self.cards)} shown of {total} items"
+        shown = f"{len(self.cards)} shown of {render.plural(total, 'item')}"
         self.status.info(shown + (f" (keywords: {', '.join(self._wanted)})"
                                   if self._wanted else ""))
         self._center(cards)
