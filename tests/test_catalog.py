@@ -5,8 +5,10 @@ from __future__ import annotations
 import pystac
 import pytest
 
+from sharinghub_server.catalog import dvc_outputs
 from sharinghub_server.catalog.categories import DEFAULT_CATEGORIES, Category, load_categories
 from sharinghub_server.catalog.collection import build_collection
+from sharinghub_server.catalog.hrefs import absolutize
 from sharinghub_server.catalog.item import build_item, project_items
 from sharinghub_server.catalog.validate import (
     FILE_SCHEMA,
@@ -276,8 +278,19 @@ def test_dvc_outputs_become_assets_with_remote_locations():
     assert labels["file:size"] == 6 and labels["type"] == "text/csv"
     assert labels["href"].startswith("s3://eo-datasets/sen1floods11/files/md5/")
     legacy = item["assets"]["legacy.bin"]  # DVC 2 layout, its own remote
-    assert legacy["href"] == f"/mnt/backup/dvc/{LEGACY_MD5[:2]}/{LEGACY_MD5[2:]}"
+    # a folder remote: a file URI (a bare path would be served as a path on the server)
+    assert legacy["href"] == f"file:///mnt/backup/dvc/{LEGACY_MD5[:2]}/{LEGACY_MD5[2:]}"
     assert legacy["dvc:remote"] == "backup"
+    assert absolutize(item, "http://jupyter/sharinghub/api/")["assets"]["legacy.bin"] == legacy
+
+
+def test_folder_remotes_give_file_uris_and_relative_ones_no_location():
+    out = dvc_outputs.DvcOutput(path="data", md5="ab" + "c" * 30, size=None, nfiles=None,
+                                legacy_hash=False, remote=None, source="data.dvc")
+    assert dvc_outputs.remote_location(out, "/srv/dvc store/") == (
+        f"file:///srv/dvc%20store/files/md5/ab/{'c' * 30}")
+    assert dvc_outputs.remote_location(out, "../shared-remote") is None
+    assert dvc_outputs.remote_location(out, "s3://b/p").startswith("s3://b/p/files/md5/ab/")
 
 
 def test_flood_model_card_verbatim_is_normalised_and_reported():

@@ -281,6 +281,7 @@ async def test_items_served_all_validate(jp_fetch):
     for feature in page["features"]:
         validate(feature)
         for asset in feature["assets"].values():
-            assert re.match(r"^(https?|s3)://|^/", asset["href"]), asset["href"]
+            # absolute everywhere: the server, S3, or a folder remote as a file URI
+            assert re.match(r"^(https?|s3|file)://", asset["href"]), asset["href"]
     assert TOKEN not in json.dumps(page)
 

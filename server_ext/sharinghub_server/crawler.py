@@ -32,7 +32,7 @@ __all__ = ["CrawlError", "CrawlStatus", "Crawler", "SourceReport", "last_status"
 log = logging.getLogger(__name__)
 
 #: bump when the mapping changes, so stored projects are re-mapped (not re-fetched)
-MAPPING_VERSION = "1"
+MAPPING_VERSION = "2"
 #: fields a listing gives; a change there re-maps the project without fetching it again
 _LIST_FIELDS = ("name", "topics", "description", "web_url", "default_branch", "star_count",
                 "visibility", "created_at", "host_name", "host_url", "repo_url")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -105,6 +107,13 @@ def remote_location(output: DvcOutput, remote_url: str) -> str | None:
     DVC 2 layout ``xx/rest`` for outputs without ``hash: md5``)."""
     if not output.md5 or len(output.md5) < 3:
         return None
+    if not urlsplit(remote_url).scheme:
+        # a folder remote: an absolute path is a file URI (served as it is, where a bare
+        # path would read as a path on this server); a relative one (to the repository's
+        # .dvc/ folder) means nothing outside a checkout
+        if not remote_url.startswith("/"):
+            return None
+        remote_url = PurePosixPath(remote_url).as_uri()
     base = remote_url.rstrip("/")
     prefix = "" if output.legacy_hash else "files/md5/"
     return f"{base}/{prefix}{output.md5[:2]}/{output.md5[2:]}"
