@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import base64
 import io
+import subprocess
 import threading
 import time
 import zipfile
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import gitlab
 import pytest
 import requests
 import yaml
 
+from tests.support.git_repos import run_git, tool_env
 from tests.support.gitlab_server import (
     CATEGORY_TOPICS,
     FakeProject,
@@ -525,3 +528,347 @@ def test_file_json_base64_roundtrip(server):
     missing_ref = requests.get(f"{server.api_url}/projects/{BIG_ID}/repository/files/a.txt",
                                headers=AUTH)
     assert missing_ref.status_code == 400
+
+
+# ---- writes: creating projects, pushing to them, read-only users ---------------------------
+
+READER_TOKEN = "reader-token"
+GROUP_ID, SUBGROUP_ID = 11, 12
+
+
+@pytest.fixture
+def wserver():
+    """A writer (``user``) and a read-only user (``viewer``); groups ``eo-lab`` and
+    ``eo-lab/models`` exist through their projects."""
+    projects = [FakeProject(id=GROUP_ID, path_with_namespace="eo-lab/existing",
+                            files={"README.md": "# Existing\n"}),
+                FakeProject(id=SUBGROUP_ID, path_with_namespace="eo-lab/models/old",
+                            files={"README.md": "# Old\n"})]
+    with GitLabTestServer(projects, tokens={TOKEN: "user", READER_TOKEN: "viewer"},
+                          readers=["viewer"]) as srv:
+        yield srv
+        assert srv.errors == [] and srv.git_errors == []
+
+
+@pytest.fixture
+def wgl(wserver: GitLabTestServer) -> gitlab.Gitlab:
+    return gitlab.Gitlab(wserver.url, private_token=TOKEN)
+
+
+@pytest.fixture
+def reader(wserver: GitLabTestServer) -> gitlab.Gitlab:
+    return gitlab.Gitlab(wserver.url, private_token=READER_TOKEN)
+
+
+@pytest.fixture
+def genv(tmp_path: Path) -> dict[str, str]:
+    return tool_env(tmp_path / "home")
+
+
+def _git(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+
+
+def _commit_and_push(server: GitLabTestServer, key: int, work: Path, env: dict[str, str],
+                     files: dict[str, str], tag: str | None = None, *,
+                     token: str = TOKEN) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Clone ``key`` into ``work`` (if not there yet), commit ``files``, tag, and push the
+    commit (to ``main``) and the tag over HTTP with ``token``: (push result, commit sha)."""
+    if not work.exists():
+        run_git(work.parent, "clone", "-q", server.clone_url(key, token), str(work), env=env)
+    for name, text in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    run_git(work, "add", "-A", env=env)
+    run_git(work, "commit", "-q", "-m", f"Add {', '.join(files)}", env=env)
+    if tag:
+        run_git(work, "tag", "-a", tag, "-m", f"Version {tag}", env=env)
+    sha = run_git(work, "rev-parse", "HEAD", env=env).decode().strip()
+    pushed = _git(work, "push", "-q", server.clone_url(key, token), "HEAD:refs/heads/main",
+                  *([tag] if tag else []), env=env)
+    return pushed, sha
+
+
+def test_create_project_clone_it_empty_push_and_read_it_back(wserver, wgl, genv, tmp_path):
+    created = wgl.projects.create({"name": "Flood model", "path": "flood-model",
+                                   "namespace_id": "eo-lab/models",
+                                   "description": "A flood model",
+                                   "topics": ["sharinghub:aimodel", "flood"],
+                                   "visibility": "public"})
+    assert wserver.count("projects", method="POST", status=201) == 1
+    pid = created.id
+    assert pid > SUBGROUP_ID
+    assert created.path_with_namespace == "eo-lab/models/flood-model"
+    assert created.name == "Flood model" and created.description == "A flood model"
+    assert created.topics == ["sharinghub:aimodel", "flood"] and created.visibility == "public"
+    assert created.namespace["full_path"] == "eo-lab/models"
+    assert created.namespace["kind"] == "group"
+    assert created.default_branch == "main" and created.empty_repo is True
+    assert created.http_url_to_repo == wserver.clone_url(pid)
+    assert created.permissions["project_access"]["access_level"] == 40
+    assert created.readme_url is None
+    same = wgl.projects.get("eo-lab/models/flood-model")
+    assert same.attributes == created.attributes
+    repo_dir = wserver.git_project_repo(pid)
+    assert run_git(repo_dir, "rev-parse", "--is-bare-repository").strip() == b"true"
+    assert run_git(repo_dir, "for-each-ref").strip() == b""
+
+    # the repository endpoints and listings answer for the empty repository, as GitLab does
+    proj = wgl.projects.get(pid, lazy=True)
+    assert proj.branches.list(get_all=True) == [] and proj.tags.list(get_all=True) == []
+    assert proj.commits.list(get_all=True) == []
+    for call in (lambda: proj.branches.get("main"), lambda: proj.files.raw("README.md"),
+                 lambda: proj.files.get("README.md", ref="main"), lambda: proj.commits.get("main"),
+                 lambda: proj.repository_tree(get_all=True)):
+        with pytest.raises(gitlab.GitlabError) as exc:
+            call()
+        assert exc.value.response_code == 404
+    listed = {p.id: p for p in wgl.projects.list(get_all=True)}
+    assert set(listed) == {GROUP_ID, SUBGROUP_ID, pid} and listed[pid].empty_repo is True
+    assert pid in {p.id for p in wgl.projects.list(topic="flood", get_all=True)}
+
+    # an empty clone, a commit and a tag pushed over HTTP with the token
+    work = tmp_path / "work"
+    clone = _git(tmp_path, "clone", created.http_url_to_repo.replace(
+        "http://", f"http://oauth2:{TOKEN}@"), str(work), env=genv)
+    assert clone.returncode == 0 and "empty repository" in clone.stderr
+    readme = "---\ntitle: Flood model\n---\n# Flood model\n"
+    pushed, sha = _commit_and_push(wserver, pid, work, genv, {"README.md": readme}, "v1.0")
+    assert pushed.returncode == 0, pushed.stderr
+    assert run_git(repo_dir, "rev-parse", "main").decode().strip() == sha
+    assert wserver.count("git", method="POST", status=200, project=pid) >= 1
+
+    assert proj.files.raw("README.md", ref="main").decode() == readme
+    assert proj.files.raw("README.md", ref="v1.0").decode() == readme
+    (tag,) = proj.tags.list(get_all=True)
+    assert tag.name == "v1.0" and tag.commit["id"] == sha and tag.message == "Version v1.0"
+    (branch,) = proj.branches.list(get_all=True)
+    assert branch.name == "main" and branch.default is True and branch.commit["id"] == sha
+    assert [c.id for c in proj.commits.list(get_all=True)] == [sha]
+    assert [e["path"] for e in proj.repository_tree(get_all=True)] == ["README.md"]
+    after = wgl.projects.get(pid)
+    assert after.empty_repo is False and after.readme_url.endswith("/-/blob/main/README.md")
+    assert wserver.project(pid).head_commit == sha
+
+
+def test_create_in_a_group_by_id_and_in_the_personal_namespace(wserver, wgl, anon_w):
+    group = wgl.namespaces.get("eo-lab")
+    assert (group.kind, group.full_path, group.path) == ("group", "eo-lab", "eo-lab")
+    assert wgl.namespaces.get(group.id).full_path == "eo-lab"
+    sub = wgl.namespaces.get("eo-lab/models")
+    assert sub.parent_id == group.id and sub.projects_count == 1
+    by_id = wgl.projects.create({"name": "Crop Dataset 2024", "namespace_id": group.id,
+                                 "tag_list": ["sharinghub:dataset"]})
+    assert by_id.path_with_namespace == "eo-lab/crop-dataset-2024"
+    assert by_id.topics == ["sharinghub:dataset"] and by_id.visibility == "private"
+    assert by_id.namespace["id"] == group.id
+
+    own = wgl.namespaces.get("user")
+    assert (own.kind, own.full_path) == ("user", "user")
+    mine = wgl.projects.create({"path": "scratch", "initialize_with_readme": True,
+                                "default_branch": "trunk"})
+    assert mine.path_with_namespace == "user/scratch" and mine.name == "scratch"
+    assert mine.namespace["kind"] == "user" and mine.namespace["id"] == own.id
+    assert mine.owner["username"] == "user"
+    assert mine.empty_repo is False and mine.default_branch == "trunk"
+    proj = wgl.projects.get(mine.id, lazy=True)
+    assert proj.files.raw("README.md", ref="trunk") == b"# scratch\n"
+    assert [b.name for b in proj.branches.list(get_all=True)] == ["trunk"]
+    repo = wserver.git_project_repo(mine.id)
+    assert run_git(repo, "symbolic-ref", "HEAD").strip() == b"refs/heads/trunk"
+
+    for missing in ("nope", "eo-lab/nope", "999999"):
+        with pytest.raises(gitlab.GitlabGetError) as exc:
+            wgl.namespaces.get(missing)
+        assert exc.value.response_code == 404
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        wgl.projects.create({"name": "x", "namespace_id": "nope"})
+    assert exc.value.response_code == 404
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        wgl.projects.create({"name": "x", "namespace_id": "viewer"})  # someone else's
+    assert exc.value.response_code == 404
+    with pytest.raises(gitlab.GitlabAuthenticationError) as exc:
+        anon_w.namespaces.get("eo-lab")
+    assert exc.value.response_code == 401
+    with pytest.raises(ValueError):
+        wserver.git_project_repo(GROUP_ID)  # not git-backed
+
+
+@pytest.fixture
+def anon_w(wserver: GitLabTestServer) -> gitlab.Gitlab:
+    return gitlab.Gitlab(wserver.url)
+
+
+def test_create_errors_duplicate_path_form_data_and_auth(wserver, wgl, anon_w):
+    wgl.projects.create({"name": "dup", "namespace_id": "eo-lab"})
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        wgl.projects.create({"name": "dup", "namespace_id": "eo-lab"})
+    assert exc.value.response_code == 400
+    assert exc.value.error_message == {"path": ["has already been taken"],
+                                       "name": ["has already been taken"]}
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        wgl.projects.create({"name": "Other name", "path": "DUP", "namespace_id": "eo-lab"})
+    assert exc.value.error_message == {"path": ["has already been taken"]}
+    dup_elsewhere = wgl.projects.create({"name": "dup", "namespace_id": "eo-lab/models"})
+    assert dup_elsewhere.path_with_namespace == "eo-lab/models/dup"
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        wgl.projects.create({"description": "no name"})
+    assert exc.value.response_code == 400
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        wgl.projects.create({"name": "bad", "visibility": "secret"})
+    assert exc.value.response_code == 400
+    with pytest.raises(gitlab.GitlabAuthenticationError) as exc:
+        anon_w.projects.create({"name": "anonymous"})
+    assert exc.value.response_code == 401
+
+    form = requests.post(f"{wserver.api_url}/projects", headers=AUTH, timeout=10,
+                         data=[("name", "Form made"), ("namespace_id", "eo-lab"),
+                               ("topics[]", "a"), ("topics[]", "b"), ("visibility", "internal")])
+    assert form.status_code == 201, form.text
+    made = form.json()
+    assert (made["path_with_namespace"], made["topics"], made["visibility"]) == (
+        "eo-lab/form-made", ["a", "b"], "internal")
+    assert wserver.count("projects", method="POST") == 8
+    assert wserver.count("projects", method="POST", status=201) == 3
+    assert wserver.count("projects", method="POST", status=400) == 4
+    assert len(wgl.projects.list(get_all=True)) == 5
+
+
+def test_put_edits_a_project_and_topics_show_in_listings(wserver, wgl, anon_w):
+    created = wgl.projects.create({"name": "Sea ice", "namespace_id": "eo-lab",
+                                   "topics": ["sharinghub:dataset"], "visibility": "public"})
+    old = datetime(2024, 1, 1, tzinfo=UTC)
+    wserver.update_project(created.id, last_activity_at=old)
+    proj = wgl.projects.get(created.id)
+    proj.topics = ["sharinghub:aimodel", "ice"]
+    proj.description = "Sea ice model"
+    proj.save()
+    assert wserver.count("project", method="PUT", status=200) == 1
+    fresh = wgl.projects.get(created.id)
+    assert fresh.topics == fresh.tag_list == ["sharinghub:aimodel", "ice"]
+    assert fresh.description == "Sea ice model"
+    assert fresh.last_activity_at > "2024-01-01T00:00:00.000Z"
+    for topic, expected in (("ice", {created.id}), ("sharinghub:dataset", set()),
+                            ("sharinghub:aimodel,ice", {created.id})):
+        assert {p.id for p in wgl.projects.list(topic=topic, get_all=True)} == expected
+        assert {p.id for p in anon_w.projects.list(topic=topic, get_all=True)} == expected
+
+    updated = wgl.projects.update("eo-lab/sea-ice", {"name": "Sea ice v2",
+                                                     "tag_list": ["x"], "visibility": "private"})
+    assert updated["name"] == "Sea ice v2" and updated["topics"] == ["x"]
+    assert updated["path_with_namespace"] == "eo-lab/sea-ice"
+    r = requests.put(f"{wserver.api_url}/projects/eo-lab%2Fsea-ice", headers=AUTH, timeout=10,
+                     json={"description": None})
+    assert r.status_code == 200 and r.json()["description"] is None
+    assert r.json()["permissions"]["project_access"]["access_level"] == 40
+    with pytest.raises(gitlab.GitlabGetError):
+        anon_w.projects.get(created.id)  # private now
+
+    for key, body, status in ((999, {"description": "x"}, 404),
+                              ("eo-lab%2Fnope", {"description": "x"}, 404),
+                              (created.id, {"visibility": "secret"}, 400),
+                              (created.id, {"default_branch": "no-such-branch"}, 400)):
+        r = requests.put(f"{wserver.api_url}/projects/{key}", headers=AUTH, json=body,
+                         timeout=10)
+        assert r.status_code == status, (key, body, r.text)
+    r = requests.put(f"{wserver.api_url}/projects/{created.id}", json={"name": "anon"},
+                     timeout=10)
+    assert r.status_code == 401
+    assert wgl.projects.get(created.id).name == "Sea ice v2"
+
+
+def test_first_push_of_another_branch_makes_it_the_default(wserver, wgl, genv, tmp_path):
+    created = wgl.projects.create({"name": "branchy", "namespace_id": "eo-lab"})
+    work = tmp_path / "work"
+    run_git(tmp_path, "clone", "-q", wserver.clone_url(created.id, TOKEN), str(work), env=genv)
+    (work / "a.txt").write_text("a\n")
+    run_git(work, "add", "a.txt", env=genv)
+    run_git(work, "commit", "-q", "-m", "a", env=genv)
+    run_git(work, "push", "-q", "origin", "HEAD:refs/heads/develop", env=genv)
+    assert wgl.projects.get(created.id).default_branch == "develop"
+    assert wgl.projects.get(created.id, lazy=True).files.raw("a.txt") == b"a\n"
+    run_git(work, "push", "-q", "origin", "HEAD:refs/heads/main", env=genv)
+    assert wgl.projects.update(created.id, {"default_branch": "main"})["default_branch"] == "main"
+    repo = wserver.git_project_repo(created.id)
+    assert run_git(repo, "symbolic-ref", "HEAD").strip() == b"refs/heads/main"
+    branches = wgl.projects.get(created.id, lazy=True).branches.list(get_all=True)
+    assert [(b.name, b.default) for b in branches] == [("develop", False), ("main", True)]
+
+
+def _refs(repo: Path) -> bytes:
+    return run_git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+def test_reader_clones_but_cannot_push_nor_write_the_api(wserver, wgl, reader, anon_w, genv,
+                                                         tmp_path):
+    created = wgl.projects.create({"name": "Shared", "namespace_id": "eo-lab",
+                                   "topics": ["sharinghub:dataset"], "visibility": "public"})
+    pid = created.id
+    pushed, sha = _commit_and_push(wserver, pid, tmp_path / "writer", genv,
+                                   {"README.md": "# Shared\n"}, "v1")
+    assert pushed.returncode == 0, pushed.stderr
+    repo = wserver.git_project_repo(pid)
+    refs = _refs(repo)
+    before = requests.get(f"{wserver.api_url}/projects/{pid}", headers=AUTH, timeout=10).json()
+
+    # the access levels: Maintainer, Reporter for the reader, nothing anonymously
+    seen = reader.projects.get(pid)
+    assert seen.permissions == {"project_access": {"access_level": 20, "notification_level": 3},
+                                "group_access": None}
+    assert wgl.projects.get(pid).permissions["project_access"]["access_level"] == 40
+    listed = {p.id: p for p in reader.projects.list(get_all=True)}
+    assert listed[pid].permissions["project_access"]["access_level"] == 20
+    assert "permissions" not in anon_w.projects.get(pid).attributes
+    assert all("permissions" not in p.attributes for p in anon_w.projects.list(get_all=True))
+
+    # git: the clone works, the push is refused with a 403, nothing changed
+    work = tmp_path / "reader"
+    pushed, _ = _commit_and_push(wserver, pid, work, genv, {"notes.txt": "mine\n"}, "v2",
+                                 token=READER_TOKEN)
+    assert (work / "README.md").read_text() == "# Shared\n"
+    assert pushed.returncode != 0 and "403" in pushed.stderr, pushed.stderr
+    assert wserver.count("git", status=403, project=pid) == 1  # the receive-pack advertisement
+    basic = base64.b64encode(f"oauth2:{READER_TOKEN}".encode()).decode()
+    raw = requests.post(f"{wserver.url}/eo-lab/shared.git/git-receive-pack", timeout=10,
+                        headers={"Authorization": f"Basic {basic}",
+                                 "Content-Type": "application/x-git-receive-pack-request"},
+                        data=b"0000")
+    assert raw.status_code == 403
+    assert raw.text == "You are not allowed to push code to this project.\n"
+    assert _refs(repo) == refs
+
+    # the API: every write answers 403
+    with pytest.raises(gitlab.GitlabCreateError) as exc:
+        reader.projects.create({"name": "Mine", "namespace_id": "eo-lab"})
+    assert exc.value.response_code == 403 and exc.value.error_message == "403 Forbidden"
+    seen.topics = ["hijacked"]
+    with pytest.raises(gitlab.GitlabUpdateError) as exc:
+        seen.save()
+    assert exc.value.response_code == 403
+    r = requests.delete(f"{wserver.api_url}/projects/{pid}",
+                        headers={"PRIVATE-TOKEN": READER_TOKEN}, timeout=10)
+    assert r.status_code == 403 and r.json() == {"message": "403 Forbidden"}
+    r = requests.patch(f"{wserver.api_url}/projects/{pid}", json={"name": "x"},
+                       headers={"PRIVATE-TOKEN": READER_TOKEN}, timeout=10)
+    assert r.status_code == 403
+    after = requests.get(f"{wserver.api_url}/projects/{pid}", headers=AUTH, timeout=10).json()
+    assert after == before
+    assert len(wgl.projects.list(get_all=True)) == 3
+    assert [t.name for t in wgl.projects.get(pid, lazy=True).tags.list(get_all=True)] == ["v1"]
+    assert wserver.count("projects", method="POST", status=403) == 1
+
+    # the same token may write once the user is no longer a reader
+    wserver.readers.discard("viewer")
+    pushed, sha2 = _commit_and_push(wserver, pid, work, genv, {"more.txt": "more\n"})
+    assert pushed.returncode == 0, pushed.stderr
+    assert run_git(repo, "rev-parse", "main").decode().strip() == sha2 != sha
+
+
+def test_created_repositories_are_removed_on_stop(tmp_path):
+    with GitLabTestServer() as srv:
+        client = gitlab.Gitlab(srv.url, private_token=TOKEN)
+        pid = client.projects.create({"name": "temporary"}).id
+        repo = srv.git_project_repo(pid)
+        assert repo.is_dir() and not str(repo).startswith(str(tmp_path))
+    assert not repo.exists() and not repo.parent.exists()

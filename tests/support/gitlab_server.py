@@ -12,6 +12,11 @@ the server then reads the repository API (tree, files, tags, branches, commits..
 serves it to git clients over smart HTTP at GitLab's URLs (``<url>/<path_with_namespace>.git``)
 by running ``git http-backend``, with GitLab's authentication rules.
 
+Clients can also write a little, as a publishing client does: create a project
+(``POST /projects``, backed by a new empty repository the server creates, to push to over HTTP),
+edit it (``PUT /projects/:id``) and read namespaces (``GET /namespaces/:id``).  Users named in
+``readers`` may read everything and write nothing (Reporter access).
+
 Only tornado, the standard library and the ``git`` executable are used.
 """
 
@@ -30,6 +35,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 import traceback
@@ -311,8 +317,9 @@ class RequestRecord:
     parameter to its last value; ``endpoint`` is the route name (``projects``, ``project``,
     ``tree``, ``file_raw``, ``file``, ``blob_raw``, ``blob``, ``archive``, ``tags``, ``tag``,
     ``releases``, ``release``, ``branches``, ``branch``, ``commits``, ``commit``, ``user``,
-    ``version``, ``git`` (smart HTTP: ``/<path>.git/info/refs``, ``/git-upload-pack``,
-    ``/git-receive-pack``) or ``unknown``); ``project`` is the id of the project the path
+    ``version``, ``namespace``, ``git`` (smart HTTP: ``/<path>.git/info/refs``,
+    ``/git-upload-pack``, ``/git-receive-pack``) or ``unknown``); a write keeps the endpoint
+    name (``POST /projects`` is ``projects``); ``project`` is the id of the project the path
     names, when it exists; ``status`` is set once answered; ``faulted`` tells an injected fault.
     """
 
@@ -502,6 +509,17 @@ class _ApiError(Exception):
         self.status, self.message, self.key = status, message, key
 
 
+class _ApiErrors(Exception):
+    """Validation errors, answered as ``{"message": {attribute: [messages]}}``."""
+
+    def __init__(self, errors: dict[str, list[str]], status: int = 400) -> None:
+        super().__init__(str(errors))
+        self.errors, self.status = errors, status
+
+
+_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> _Resp:
     return _Resp(status, json.dumps(data).encode(), "application/json", headers or {})
 
@@ -512,6 +530,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("version", r"/version"),
         ("user", r"/user"),
         ("projects", r"/projects"),
+        ("namespace", r"/namespaces/(?P<ns>[^/]+)"),
         ("project", _P),
         ("tree", _P + r"/repository/tree"),
         ("file_raw", _P + r"/repository/files/(?P<file>[^/]+)/raw"),
@@ -841,6 +860,7 @@ class _GitHandler(tornado.web.RequestHandler):
         self.cgi: _GitCGI | None = None
         self.record: RequestRecord | None = None
         self.before: tuple[tuple[str, bytes], ...] | None = None
+        self.was_empty = False  # a push to a repository without branches
         self.pid: int | None = None
 
     def compute_etag(self) -> str | None:
@@ -889,6 +909,24 @@ class GitLabTestServer(ThreadedServer):
     Bearer`` or ``PRIVATE-TOKEN``; missing or wrong credentials get 401 with ``WWW-Authenticate:
     Basic realm="GitLab"``.  These requests are logged, delayed and faulted like API ones, with
     the endpoint name ``git``.
+
+    Writes: ``POST /projects`` creates a project (JSON or form data: ``name`` and/or ``path``,
+    ``namespace_id`` as an id or a full path, default the user's personal namespace, whose path
+    is the user name; ``description``, ``topics`` or ``tag_list``, ``visibility`` (default
+    private), ``default_branch`` (default main), ``initialize_with_readme``) backed by a new
+    empty bare repository in the server's temporary folder (removed on :meth:`stop`), which
+    clients push to over HTTP (the first push makes its branch the default when the default
+    branch was not pushed, as on GitLab); :meth:`git_project_repo` gives its path.  An empty
+    repository answers like GitLab's: empty lists of branches, tags and commits, 404 for a
+    branch, a file, a commit, an archive and the tree.  ``PUT /projects/:id`` edits ``name``,
+    ``description``, ``topics``/``tag_list``, ``default_branch`` (an existing branch; HEAD
+    follows) and ``visibility``, and bumps ``last_activity_at``.  Writes need a token (401
+    without).  ``GET /namespaces/:id`` (id or full path) knows the users' namespaces and the
+    groups holding projects (and their parents).  ``readers`` (settable) names users (values
+    of ``tokens``) with read-only (Reporter) access: their API writes answer 403, and so do
+    their pushes (both the ``git-receive-pack`` advertisement and the push); clones work.
+    Authenticated requests see ``permissions`` in the project JSON: access level 40
+    (Maintainer), 20 for readers.
     """
 
     def __init__(
@@ -903,9 +941,12 @@ class GitLabTestServer(ThreadedServer):
         fault_statuses: Sequence[int] = (500, 502, 503, 429),
         fault_filter: Callable[[RequestRecord], bool] | None = None,
         anonymous_simple: bool = True,
+        readers: Iterable[str] = (),
     ) -> None:
         super().__init__()
         self.tokens: dict[str, str] = dict({"secret-token": "user"} if tokens is None else tokens)
+        #: user names (values of ``tokens``) that may read everything and write nothing
+        self.readers: set[str] = set(readers)
         self.latency = latency
         self.fault_rate = fault_rate
         self.retry_after = retry_after
@@ -926,6 +967,8 @@ class GitLabTestServer(ThreadedServer):
         self._repos: dict[int, _Repo] = {}
         self._git: dict[int, _GitState] = {}
         self._pushes = 0
+        self._last_id = 0  # the highest project id ever used (ids are not reused)
+        self._tmp: Path | None = None  # where the repositories of created projects live
         #: raw files (``repository/files/<path>/raw``, any project) answered by a redirect to
         #: the URL given (absolute or relative), as GitLab does for LFS objects in object
         #: storage: file path -> ``Location``
@@ -943,6 +986,15 @@ class GitLabTestServer(ThreadedServer):
         return self.url + API_PREFIX
 
     thread_name = "gitlab-test-server"
+
+    def stop(self) -> None:
+        """Stop serving (idempotent) and remove the repositories of the projects created
+        through the API (``POST /projects``)."""
+        super().stop()
+        with self._lock:
+            tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def http_server(self) -> tornado.httpserver.HTTPServer:
         app = tornado.web.Application([(r"/(?!api/v4/).+?\.git/.*", _GitHandler, {"server": self}),
@@ -1076,6 +1128,7 @@ class GitLabTestServer(ThreadedServer):
             self._projects[p.id] = p
             self._by_path[p.path_with_namespace.lower()] = p.id
             self._repos[p.id] = repo
+            self._last_id = max(self._last_id, p.id)
         return p
 
     def add_git_project(self, project: FakeProject,
@@ -1102,6 +1155,17 @@ class GitLabTestServer(ThreadedServer):
             for pid in ids:
                 if pid in self._git:
                     self._sync_git(self._projects[pid], force=True)
+
+    def git_project_repo(self, key: int | str) -> Path:
+        """The git directory of a git-backed project's repository (a bare repository is its own:
+        the path given to :meth:`add_git_project`, or the one created by ``POST /projects``);
+        KeyError for an unknown project, ValueError for one without a repository."""
+        with self._lock:
+            p = self.project(key)
+            state = self._git.get(p.id)
+            if state is None:
+                raise ValueError(f"project {p.path_with_namespace} has no git repository")
+            return state.git_dir
 
     def clone_url(self, key: int | str, token: str | None = None,
                   username: str = "oauth2") -> str:
@@ -1224,11 +1288,10 @@ class GitLabTestServer(ThreadedServer):
         with self._lock:
             p = self.project(key)
             self._sync_git(p)
-            repo = self._repos[p.id]
             if any(t["name"] == name for t in p.tags):
                 raise ValueError(f"tag {name} already exists")
-            target = self._resolve(p, commit) if commit else repo.head
-            if target is None or target.sha == _ZERO_SHA:
+            target = self._resolve(p, commit)
+            if target is None:
                 raise KeyError(f"unknown commit {commit}")
             created = _ms(created_at) if created_at else _now()
             if p.id in self._git:
@@ -1338,21 +1401,24 @@ class GitLabTestServer(ThreadedServer):
         return p.head_commit
 
     def _resolve(self, p: FakeProject, ref: str | None) -> _Commit | None:
-        """Commit a ref names: branch, tag, full or abbreviated sha (None if unknown)."""
+        """Commit a ref names: branch, tag, full or abbreviated sha (None if unknown, and for
+        the head of an empty repository)."""
         repo = self._repos[p.id]
+        head = None if repo.head.sha == _ZERO_SHA else repo.head
         if not ref:
-            return repo.head
+            return head
         for prefix in ("refs/heads/", "refs/tags/"):
             ref = ref.removeprefix(prefix)
         if ref in (p.default_branch, "HEAD"):
-            return repo.head
+            return head
         if repo.branches and ref in repo.branches:
             return repo.commits.get(repo.branches[ref])
         for tag in p.tags:
             if tag["name"] == ref:
                 return repo.commits.get(tag["commit"])
         if _hexish(ref):
-            found = [c for sha, c in repo.commits.items() if sha.startswith(ref)]
+            found = [c for sha, c in repo.commits.items()
+                     if sha.startswith(ref) and sha != _ZERO_SHA]
             if len(found) == 1:
                 return found[0]
         return None
@@ -1431,6 +1497,17 @@ class GitLabTestServer(ThreadedServer):
                 return ""
             return decoded.partition(":")[2]
         return None
+
+    def _first_push(self, p: FakeProject, state: _GitState) -> None:
+        """After the first push to an empty repository: when the default branch was not pushed,
+        the (first) pushed branch becomes the default, as on GitLab."""
+        self._sync_git(p, force=True)
+        branches = self._repos[p.id].branches or {}
+        if branches and p.default_branch not in branches:
+            first = sorted(branches)[0]
+            _git(state.git_dir, "symbolic-ref", "HEAD", f"refs/heads/{first}")
+            p.default_branch = first
+            self._sync_git(p, force=True)
 
     def _git_reply(self, handler: _GitHandler, status: int, body: bytes,
                    content_type: str | None = "text/plain; charset=utf-8",
@@ -1513,11 +1590,14 @@ class GitLabTestServer(ThreadedServer):
                 return self._git_reply(handler, 403, b"Only smart HTTP is supported.\n")
             if handler.request.method not in allowed:
                 return self._git_reply(handler, 405, b"405 Method Not Allowed\n")
-            if pushing and p.archived:
+            if pushing and (p.archived or user in self.readers):
                 return self._git_reply(handler, 403, b"You are not allowed to push code to "
                                        b"this project.\n")
             handler.pid = p.id
             handler.before = _refs_fingerprint(state.git_dir) if pushing else None
+            if pushing:
+                self._sync_git(p)
+                handler.was_empty = not self._repos[p.id].branches
             root = state.root
         req = handler.request
         env = _git_env({"http.receivepack": "true" if pushing else "false",
@@ -1588,26 +1668,44 @@ class GitLabTestServer(ThreadedServer):
                 if state is not None and p is not None \
                         and _refs_fingerprint(state.git_dir) != handler.before:
                     p.last_activity_at = _now()
+                    if handler.was_empty:
+                        self._first_push(p, state)
         with contextlib.suppress(tornado.iostream.StreamClosedError):
             await handler.finish()
 
     def _answer(self, handler: tornado.web.RequestHandler, record: RequestRecord,
                 groups: dict[str, str], token: str | None) -> _Resp:
+        """Authenticate, find the project, check the user may write, then call the endpoint:
+        ``_ep_<endpoint>`` for GET and HEAD, ``_ep_<endpoint>_<method>`` for writes."""
         try:
             if token is not None and token not in self.tokens:
                 raise _ApiError(401, "401 Unauthorized")
+            user = self.tokens.get(token) if token else None
+            writing = record.method in _WRITE_METHODS
+            if writing and user is None:  # GitLab authenticates non-GET requests first
+                raise _ApiError(401, "401 Unauthorized")
             if record.endpoint == "unknown":
+                if writing and user in self.readers:
+                    raise _ApiError(403, "403 Forbidden")
                 raise _ApiError(404, "404 Not Found", "error")
-            if record.method not in ("GET", "HEAD"):
-                raise _ApiError(405, "405 Method Not Allowed")
-            ctx = _Ctx(handler, record, groups, self.tokens.get(token) if token else None)
+            ctx = _Ctx(handler, record, groups, user)
             with self._lock:
                 if "pid" in groups:
                     ctx.project = self._visible_project(unquote(groups["pid"]), ctx.user)
                     self._sync_git(ctx.project)
-                return getattr(self, f"_ep_{record.endpoint}")(ctx)
+                if writing and user in self.readers:
+                    raise _ApiError(403, "403 Forbidden")
+                name = f"_ep_{record.endpoint}"
+                if record.method not in ("GET", "HEAD"):
+                    name += f"_{(record.method or '').lower()}"
+                endpoint = getattr(self, name, None)
+                if endpoint is None:
+                    raise _ApiError(405, "405 Method Not Allowed")
+                return endpoint(ctx)
         except _ApiError as err:
             return _json({err.key: err.message}, err.status)
+        except _ApiErrors as err:
+            return _json({"message": err.errors}, err.status)
 
     def _visible(self, p: FakeProject, user: str | None) -> bool:
         return p.visibility == "public" or user is not None
@@ -1683,8 +1781,11 @@ class GitLabTestServer(ThreadedServer):
         web = self._web_url(p)
         readme = self._readme_path(p)
         ns = dict(p.namespace or _namespace_of(p.namespace_path))
-        ns.setdefault("web_url", f"{self.url}/groups/{ns['full_path']}")
-        ns_name = " / ".join(p.namespace_path.split("/"))
+        personal = ns.get("kind") == "user"
+        ns.setdefault("web_url", f"{self.url}/{ns['full_path']}" if personal
+                      else f"{self.url}/groups/{ns['full_path']}")
+        ns_name = (self._user_json(ns["path"], brief=True)["name"] if personal
+                   else " / ".join(p.namespace_path.split("/")))
         data: dict[str, Any] = {
             "id": p.id,
             "description": p.description,
@@ -1724,7 +1825,8 @@ class GitLabTestServer(ThreadedServer):
                 "cluster_agents": f"{api}/cluster_agents",
             },
             "packages_enabled": True,
-            "empty_repo": not self._repos[p.id].head.files,
+            "empty_repo": self._repos[p.id].head.sha == _ZERO_SHA
+            or not self._repos[p.id].head.files,
             "archived": p.archived,
             "visibility": p.visibility,
             "resolve_outdated_diff_discussions": False,
@@ -1748,9 +1850,12 @@ class GitLabTestServer(ThreadedServer):
             "merge_method": "merge",
             "squash_option": "default_off",
         })
-        if user is not None:
+        if personal:
+            data["owner"] = self._user_json(ns["path"], brief=True)
+        if user is not None:  # Maintainer, or Reporter for the read-only users
+            level = 20 if user in self.readers else 40
             data["permissions"] = {
-                "project_access": {"access_level": 30, "notification_level": 3},
+                "project_access": {"access_level": level, "notification_level": 3},
                 "group_access": None,
             }
         if with_license:
@@ -1961,6 +2066,157 @@ class GitLabTestServer(ThreadedServer):
         assert ctx.project is not None
         return _json(self._project_json(ctx.project, with_license=_truthy(ctx.param("license")),
                                         user=ctx.user))
+
+    def _ep_projects_post(self, ctx: _Ctx) -> _Resp:
+        """Create a project backed by a new empty bare repository (see the class docstring)."""
+        assert ctx.user is not None
+        params = _write_params(ctx)
+        name = _str_param(params, "name").strip()
+        path = _str_param(params, "path").strip()
+        if not name and not path:
+            raise _ApiError(400, "name, path are missing, at least one parameter must be "
+                                 "provided", "error")
+        path = path or _path_from_name(name)
+        name = name or path
+        ns_value = params.get("namespace_id")
+        if ns_value is None or ns_value == "":
+            ns: dict[str, Any] | None = self._user_namespace(ctx.user)
+        else:
+            ns = self._find_namespace(ns_value)
+            if ns is not None and ns["kind"] == "user" and ns["full_path"] != ctx.user:
+                ns = None  # someone else's personal namespace
+        if ns is None:
+            raise _ApiError(404, "404 Namespace Not Found")
+        visibility = _visibility_param(params, "private")
+        branch = _str_param(params, "default_branch").strip() or "main"
+        if not _valid_branch_name(branch):
+            raise _ApiErrors({"default_branch": ["is invalid"]})
+        topics = _topics_param(params)
+        full_path = f"{ns['full_path']}/{path}"
+        errors: dict[str, list[str]] = {}
+        if not _PROJECT_PATH.fullmatch(path):
+            errors["path"] = [_PROJECT_PATH_MESSAGE]
+        elif full_path.lower() in self._by_path:
+            errors["path"] = ["has already been taken"]
+        if any(q.namespace_path.lower() == ns["full_path"].lower()
+               and q.name.lower() == name.lower() for q in self._projects.values()):
+            errors["name"] = ["has already been taken"]
+        if errors:
+            raise _ApiErrors(errors)
+        pid = self._last_id + 1
+        repo_dir = self._new_bare_repo(pid, branch)
+        now = _now()
+        namespace = {k: ns[k] for k in ("id", "name", "path", "kind", "full_path", "parent_id",
+                                         "avatar_url", "web_url") if k in ns}
+        project = self.add_project(FakeProject(
+            id=pid, path_with_namespace=full_path, name=name, path=path,
+            description=_opt_str_param(params, "description"), topics=topics or [],
+            visibility=visibility, default_branch=branch, created_at=now,
+            last_activity_at=now, namespace=namespace, git_repo=repo_dir))
+        if _bool_param(params.get("initialize_with_readme")):
+            self._git_commit(project, {"README.md": f"# {name}\n"}, (), "Initial commit", now)
+        return _json(self._project_json(project, user=ctx.user), 201)
+
+    def _ep_project_put(self, ctx: _Ctx) -> _Resp:
+        """Edit a project: ``name``, ``description``, ``topics``/``tag_list``,
+        ``default_branch``, ``visibility``; validated first, then applied together."""
+        p = ctx.project
+        assert p is not None
+        params = _write_params(ctx)
+        changes: dict[str, Any] = {}
+        if "name" in params:
+            name = _str_param(params, "name").strip()
+            if not name:
+                raise _ApiErrors({"name": ["can't be blank"]})
+            if any(q.id != p.id and q.namespace_path.lower() == p.namespace_path.lower()
+                   and q.name.lower() == name.lower() for q in self._projects.values()):
+                raise _ApiErrors({"name": ["has already been taken"]})
+            changes["name"] = name
+        if "description" in params:
+            changes["description"] = _opt_str_param(params, "description")
+        topics = _topics_param(params)
+        if topics is not None:
+            changes["topics"] = topics
+        if "visibility" in params:
+            changes["visibility"] = _visibility_param(params, p.visibility)
+        branch = _str_param(params, "default_branch").strip()
+        state = self._git.get(p.id)
+        if branch and branch != p.default_branch:
+            # GitLab moves HEAD to an existing branch only (even in an empty repository)
+            known = (self._repos[p.id].branches or {}) if state is not None else None
+            if (known is not None and branch not in known) or not _valid_branch_name(branch):
+                raise _ApiError(400, "Could not set the default branch")
+            changes["default_branch"] = branch
+        for key, value in changes.items():
+            setattr(p, key, value)
+        if "default_branch" in changes and state is not None:
+            _git(state.git_dir, "symbolic-ref", "HEAD", f"refs/heads/{changes['default_branch']}")
+            self._sync_git(p, force=True)
+        p.last_activity_at = _now()
+        return _json(self._project_json(p, user=ctx.user))
+
+    def _ep_namespace(self, ctx: _Ctx) -> _Resp:
+        if ctx.user is None:
+            raise _ApiError(401, "401 Unauthorized")
+        ns = self._find_namespace(unquote(ctx.groups["ns"]))
+        if ns is None:
+            raise _ApiError(404, "404 Namespace Not Found")
+        full = ns["full_path"].lower()
+        data = dict(ns)
+        if ns["kind"] == "group":
+            data["members_count_with_descendants"] = 1
+        data.update({
+            "billable_members_count": 1, "plan": "default", "end_date": None,
+            "trial_ends_on": None, "trial": False, "root_repository_size": 0,
+            "projects_count": sum(1 for q in self._projects.values()
+                                  if q.namespace_path.lower() == full),
+        })
+        return _json(data)
+
+    # ---- namespaces and new repositories ----------------------------------------------------
+
+    def _user_namespace(self, user: str) -> dict[str, Any]:
+        return {"id": _namespace_id(user), "name": user, "path": user, "kind": "user",
+                "full_path": user, "parent_id": None, "avatar_url": None,
+                "web_url": f"{self.url}/{user}"}
+
+    def _namespaces(self) -> dict[str, dict[str, Any]]:
+        """Known namespaces by lower-cased full path: the users' own (the values of
+        ``tokens``) and the groups holding projects, with their parent groups."""
+        found: dict[str, dict[str, Any]] = {}
+        for p in self._projects.values():
+            full = p.namespace_path
+            ns = dict(p.namespace or _namespace_of(full))
+            ns.setdefault("web_url", f"{self.url}/groups/{ns['full_path']}")
+            found.setdefault(full.lower(), ns)
+            parts = full.split("/")
+            for i in range(1, len(parts)):
+                parent = "/".join(parts[:i])
+                found.setdefault(parent.lower(), {**_namespace_of(parent),
+                                                  "web_url": f"{self.url}/groups/{parent}"})
+        for user in set(self.tokens.values()):
+            found[user.lower()] = self._user_namespace(user)
+        return found
+
+    def _find_namespace(self, key: Any) -> dict[str, Any] | None:
+        """A known namespace by id (an int or digits) or full path (None if unknown)."""
+        known = self._namespaces()
+        if isinstance(key, int) or (isinstance(key, str) and key.strip().isdigit()):
+            return next((ns for ns in known.values() if ns["id"] == int(key)), None)
+        if isinstance(key, str):
+            return known.get(key.strip("/").lower())
+        return None
+
+    def _new_bare_repo(self, pid: int, branch: str) -> Path:
+        """A new empty bare repository, HEAD on ``branch``, in the server's temporary folder."""
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="gitlab-test-server-"))
+        path = self._tmp / f"{pid}.git"
+        if path.exists():
+            shutil.rmtree(path)
+        _git(path, "init", "--quiet", "--bare")
+        _git(path, "symbolic-ref", "HEAD", f"refs/heads/{branch}")
+        return path
 
     def _commit_for(self, ctx: _Ctx, ref: str | None, message: str) -> _Commit:
         assert ctx.project is not None
@@ -2194,6 +2450,8 @@ class GitLabTestServer(ThreadedServer):
         p = ctx.project
         assert p is not None
         repo = self._repos[p.id]
+        if repo.head.sha == _ZERO_SHA:  # an empty repository has no history
+            return self._paginate(ctx, [])
         start = self._commit_for(ctx, ctx.param("ref_name"), "404 Revision Not Found")
         history: list[_Commit] = []
         current: _Commit | None = start
@@ -2234,6 +2492,101 @@ def _touches(parent: _Commit | None, commit: _Commit, path: str) -> bool:
         return {k: v for k, v in c.files.items() if k == path or k.startswith(path + "/")}
 
     return view(parent) != view(commit)
+
+
+_PROJECT_PATH = re.compile(r"(?!.*(\.git|\.atom)$)[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_PROJECT_PATH_MESSAGE = ("can contain only letters, digits, '_', '-' and '.'. Cannot start with "
+                         "'-', end in '.git' or end in '.atom'")
+
+
+def _write_params(ctx: _Ctx) -> dict[str, Any]:
+    """A write's parameters: the query string's, then the body's: a JSON object, or form data
+    (urlencoded or multipart) where a repeated ``key[]`` makes a list."""
+    req = ctx.handler.request
+    params: dict[str, Any] = {}
+
+    def add(pairs: Iterable[tuple[str, str]]) -> None:
+        for key, value in pairs:
+            if key.endswith("[]"):
+                listed = params.get(key[:-2])
+                if not isinstance(listed, list):
+                    listed = params[key[:-2]] = []
+                listed.append(value)
+            else:
+                params[key] = value
+
+    add(parse_qsl(req.query, keep_blank_values=True))
+    ctype = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if ctype == "application/json" or (not ctype and req.body.strip().startswith(b"{")):
+        try:
+            data = json.loads(req.body or b"{}")
+        except ValueError:
+            raise _ApiError(400, "400 Bad request - Invalid JSON body", "error") from None
+        if not isinstance(data, dict):
+            raise _ApiError(400, "400 Bad request - Invalid JSON body", "error")
+        params.update(data)
+    else:
+        add((key, value.decode("utf-8", "replace"))
+            for key, values in req.body_arguments.items() for value in values)
+    return params
+
+
+def _str_param(params: Mapping[str, Any], name: str) -> str:
+    value = params.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise _ApiError(400, f"{name} is invalid", "error")
+    return str(value)
+
+
+def _opt_str_param(params: Mapping[str, Any], name: str) -> str | None:
+    return None if params.get(name) is None else _str_param(params, name)
+
+
+def _bool_param(value: Any) -> bool:
+    return value if isinstance(value, bool) else _truthy(None if value is None else str(value))
+
+
+def _visibility_param(params: Mapping[str, Any], default: str) -> str:
+    value = _str_param(params, "visibility") or default
+    if value not in ("public", "internal", "private"):
+        raise _ApiError(400, "visibility does not have a valid value", "error")
+    return value
+
+
+def _topics_param(params: Mapping[str, Any]) -> list[str] | None:
+    """``topics`` (or the older ``tag_list``): a list or a comma-separated string; stripped,
+    without blanks or case-insensitive duplicates (None when neither is given)."""
+    key = "topics" if "topics" in params else "tag_list" if "tag_list" in params else None
+    if key is None:
+        return None
+    value = params[key]
+    if value is None:
+        items: list[Any] = []
+    elif isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise _ApiError(400, f"{key} is invalid", "error")
+    topics: list[str] = []
+    for item in items:
+        topic = str(item).strip()
+        if topic and topic.lower() not in {t.lower() for t in topics}:
+            topics.append(topic)
+    return topics
+
+
+def _path_from_name(name: str) -> str:
+    """GitLab's path for a project created with a name only (Rails' ``parameterize``)."""
+    return re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")
+
+
+def _valid_branch_name(name: str) -> bool:
+    proc = subprocess.run([_git_executable(), "check-ref-format", f"refs/heads/{name}"],
+                          capture_output=True, env=_git_env(), check=False)
+    return proc.returncode == 0 and name != "HEAD"
 
 
 def _int_param(ctx: _Ctx, name: str, default: int) -> int:
