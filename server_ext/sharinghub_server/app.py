@@ -49,7 +49,8 @@ class SharingHub(ExtensionApp):
                                  help="DVC remote URL new dataset projects get (default: a "
                                       "folder in the Jupyter data dir)")
     dvc_remotes = Dict(config=True,
-                       help="per-remote DVC settings merged in at pull time, keyed by remote "
+                       help="per-remote DVC settings merged in at pull and publish time, keyed "
+                            "by remote "
                             "name or URL prefix, e.g. {'s3://bucket': {'endpointurl': ...}}; "
                             "never returned by any endpoint")
     max_jobs = Int(2, config=True, help="DVC jobs running at once; more wait in a queue")
@@ -126,7 +127,8 @@ class SharingHub(ExtensionApp):
                                       crawl_interval=self.crawl_interval,
                                       root_dir=self.serverapp.root_dir,
                                       dvc_remotes=self.dvc_remotes,
-                                      max_jobs=self.max_jobs)
+                                      max_jobs=self.max_jobs,
+                                      dvc_default_remote=self.dvc_default_remote)
         self.executor = ThreadPoolExecutor(max_workers=self.worker_threads,
                                            thread_name_prefix="sharinghub")
         self.search_executor = ThreadPoolExecutor(max_workers=self.search_threads,

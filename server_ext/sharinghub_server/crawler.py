@@ -22,7 +22,7 @@ from typing import Any
 from .catalog.categories import Category
 from .catalog.item import project_items
 from .catalog.timeutil import iso, parse_datetime
-from .index.store import IndexStore, ProjectUpdate
+from .index.store import DirectUpdates, IndexStore, ProjectUpdate
 from .sources.base import Source, SourceError, repo_fingerprint
 from .sources.records import ProjectRecord
 from .status import STATUS_KEY, last_status
@@ -77,12 +77,13 @@ class CrawlStatus:
 class Crawler:
     def __init__(self, store: IndexStore, sources: Iterable[Source],
                  categories: tuple[Category, ...], *, recent_window: float = 3600,
-                 batch_size: int = 200) -> None:
+                 batch_size: int = 200, direct: DirectUpdates | None = None) -> None:
         self.store = store
         self.sources = list(sources)
         self.categories = categories
         self.recent_window = timedelta(seconds=recent_window)
         self.batch_size = batch_size
+        self.direct = direct or DirectUpdates()
         self._config_hash = hashlib.sha1(
             (MAPPING_VERSION + repr(categories)).encode()).hexdigest()[:12]
 
@@ -117,6 +118,7 @@ class Crawler:
                       progress: Progress, offset: int,
                       cancel: threading.Event | None) -> int:
         topics = [c.gitlab_topic for c in self.categories]
+        listed_at = self.direct.ticket()
         listed = source.list_projects(topics)  # raises SourceError unless complete
         report.listed = len(listed)
         states = self.store.project_states(source.key)
@@ -125,11 +127,15 @@ class Crawler:
         progress(done, total)
         recent_since = _now() - self.recent_window
 
-        pending: list[ProjectUpdate] = []
+        #: each update with the ticket of the read it comes from
+        pending: list[tuple[ProjectUpdate, int]] = []
 
         def flush() -> None:
             if pending:
-                self.store.apply(source.key, list(pending), [])
+                with self.direct.writing():  # not what a publish re-indexed since
+                    fresh = [u for u, read in pending
+                             if not self.direct.stale(source.key, u.project, read)]
+                    self.store.apply(source.key, fresh, [])
                 pending.clear()
 
         work: list[tuple[ProjectRecord, dict[str, Any] | None, bool]] = []
@@ -146,25 +152,26 @@ class Crawler:
                 report.unchanged += 1
             else:
                 report.remapped += 1
-                pending.append(update)
+                pending.append((update, listed_at))
             done += 1
         progress(done, total)
 
         with ThreadPoolExecutor(max_workers=max(1, source.workers)) as pool:
-            futures = {pool.submit(self._visit, source, record, state, recent, report): record
+            futures = {pool.submit(self._visit, source, record, state, recent, report,
+                                   listed_at): record
                        for record, state, recent in work}
             for future in as_completed(futures):
                 record = futures[future]
                 try:
-                    update, problems = future.result()
+                    update, problems, read = future.result()
                 except SourceError as exc:
                     kept = record.id in states
                     errors.append(CrawlError(record.id, f"{exc}" + (
                         " (kept the previously indexed version)" if kept else " (not indexed)")))
-                    update, problems = None, []
+                    update, problems, read = None, [], 0
                 errors.extend(CrawlError(record.id, p) for p in problems)
                 if update is not None:
-                    pending.append(update)
+                    pending.append((update, read))
                     if len(pending) >= self.batch_size:
                         flush()
                 done += 1
@@ -179,14 +186,18 @@ class Crawler:
         listed_ids = {r.id for r in listed}
         gone = [pid for pid in states if pid not in listed_ids]
         if gone:
-            self.store.apply(source.key, [], gone)
+            with self.direct.writing():
+                gone = [pid for pid in gone if not self.direct.stale(source.key, pid, listed_at)]
+                self.store.apply(source.key, [], gone)
             report.deleted = len(gone)
         return done
 
     def _visit(self, source: Source, record: ProjectRecord, state: dict[str, Any] | None,
-               recent: bool, report: SourceReport) -> tuple[ProjectUpdate | None, list[str]]:
+               recent: bool, report: SourceReport, listed_at: int,
+               ) -> tuple[ProjectUpdate | None, list[str], int]:
         """Fetch the project if it changed; for a recently active project whose timestamp
-        did not move, a fingerprint check decides."""
+        did not move, a fingerprint check decides. Also returns the ticket of the read."""
+        read = self.direct.ticket()
         if (state is not None and state.get("complete") and recent
                 and state["record"].get("last_activity_at") == record.last_activity_at
                 and state.get("fingerprint")):
@@ -194,11 +205,29 @@ class Crawler:
             if source.fingerprint(record) == state["fingerprint"]:
                 found: list[CrawlError] = []
                 update = self._remap_if_needed(record, state, found)
-                return update, [e.message for e in found]
+                # a remap rebuilds the stored record, read when the crawl listed
+                return update, [e.message for e in found], listed_at
         full = source.fetch(record, fingerprint=recent)
         report.fetched += 1
         fingerprint = repo_fingerprint(full.head_commit, full.tags) if recent else None
-        return self._update(full, fingerprint)
+        return (*self._update(full, fingerprint), read)
+
+    def index_project(self, source: Source, project: str) -> ProjectUpdate | None:
+        """Re-index one project now, outside a crawl (after a publish): read it from its
+        source, map it and write it at once; a crawl running meanwhile keeps it (see
+        :class:`DirectUpdates`). Returns the update written, None if the project is gone
+        (its items are then removed)."""
+        self.direct.begin(source.key, project)
+        record = source.project(project)
+        if record is None:
+            with self.direct.writing():
+                self.store.apply(source.key, [], [project])
+            return None
+        full = source.fetch(record, fingerprint=True)
+        update, _ = self._update(full, repo_fingerprint(full.head_commit, full.tags))
+        with self.direct.writing():
+            self.store.apply(source.key, [update], [])
+        return update
 
     def _update(self, record: ProjectRecord, fingerprint: str | None,
                 ) -> tuple[ProjectUpdate, list[str]]:

@@ -74,11 +74,19 @@ class JobManager:
         self._lock = threading.Lock()
         self._keep = keep
 
-    def submit(self, job: Job, work: Callable[[Job], dict[str, Any] | None]) -> Job:
+    def submit(self, job: Job, work: Callable[[Job], dict[str, Any] | None], *,
+               exclusive: bool = False) -> Job:
+        """Run ``job``, or return the running job it duplicates; with ``exclusive``, a
+        running job of the same kind and item is a JobConflict instead (two publishes of
+        one item would race for its tags)."""
         with self._lock:
             for other in self._jobs.values():
-                if (not other.ended and other.kind == job.kind and other.item == job.item
-                        and other.dest == job.dest):
+                if other.ended or other.kind != job.kind or other.item != job.item:
+                    continue
+                if exclusive:
+                    raise JobConflict(f"a {job.kind} of {job.item} is running (job "
+                                      f"{other.id}); wait for it or cancel it")
+                if other.dest == job.dest:
                     return other
             self._jobs[job.id] = job
             self._forget_old()

@@ -7,6 +7,7 @@ event loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from .sources.records import ProjectRecord
 
 if TYPE_CHECKING:  # the crawler and sources pull in python-gitlab, pystac, shapely: lazily
     from .crawler import Crawler
+    from .index.store import ProjectUpdate
     from .jobs import Job
+    from .publish.service import Publisher
     from .sources.gitlab import GitLabSource
     from .sources.local import LocalSource
 
@@ -37,6 +40,19 @@ class NotFound(LookupError):
 
 class BadRequest(ValueError):
     """A request that cannot be answered as asked (400)."""
+
+
+class Forbidden(PermissionError):
+    """The user may not do this (403): no push rights on the project, say."""
+
+
+class Conflict(RuntimeError):
+    """The request clashes with what exists (409): an existing project or tag, uncommitted
+    changes, a publish already running."""
+
+
+class Upstream(RuntimeError):
+    """GitLab (or git) failed where it should not have (502); one line, no secrets."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +73,9 @@ class CatalogService:
     def __init__(self, store: IndexStore, categories: tuple[Category, ...],
                  sources: list[GitLabSource | LocalSource], *, crawl_interval: float = 600,
                  root_dir: str | Path = ".", dvc_remotes: dict | None = None,
-                 max_jobs: int = 2):
+                 max_jobs: int = 2, dvc_default_remote: str = ""):
         from .datasets.versions import VersionReader
+        from .index.store import DirectUpdates
         from .jobs import JobManager
 
         self.store = store
@@ -71,12 +88,28 @@ class CatalogService:
         #: item, its overlays -> the item as served (the tracking service's registered models
         #: and tracking link); by default the overlays are merged as they are
         self.decorate_item: Callable[[dict, dict], dict] | None = None
+        #: re-indexes outside crawls (publishes) that a running crawl must not undo
+        self.direct = DirectUpdates()
         self.scheduler = CrawlScheduler(self._crawler, store, interval=crawl_interval)
+        self.dvc_default_remote = dvc_default_remote
+
+    @functools.cached_property
+    def publisher(self) -> Publisher:
+        """New projects, dataset versions, metadata edits (loaded on first use)."""
+        from .publish.service import Publisher
+
+        return Publisher(self, dvc_default_remote=self.dvc_default_remote)
 
     def _crawler(self) -> Crawler:
         from .crawler import Crawler
 
-        return Crawler(self.store, list(self.sources.values()), self.categories)
+        return Crawler(self.store, list(self.sources.values()), self.categories,
+                       direct=self.direct)
+
+    def reindex(self, source: Any, project: str) -> ProjectUpdate | None:
+        """Index one project of ``source`` now (after a publish): search and versions show
+        it at once, and a crawl running meanwhile does not undo it."""
+        return self._crawler().index_project(source, project)
 
     def start(self) -> None:
         """Background crawls, if there is anything to crawl."""
@@ -97,6 +130,10 @@ class CatalogService:
     @property
     def collection_ids(self) -> list[str]:
         return [c.id for c in self.categories]
+
+    def project(self, item_id: str) -> tuple[ProjectRecord, Any]:
+        """The record and the configured source of an item's project (NotFound if none)."""
+        return self._project(item_id)
 
     def _project(self, item_id: str) -> tuple[ProjectRecord, Any]:
         """The record and the configured source of an item's project."""

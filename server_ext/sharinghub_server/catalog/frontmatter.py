@@ -35,3 +35,14 @@ def parse_readme(text: str | None) -> tuple[dict[str, Any], str, str | None]:
     if not isinstance(data, dict):
         return {}, body, f"README front matter is a {type(data).__name__}, not a mapping"
     return {str(k): v for k, v in data.items()}, body, None
+
+
+def with_front_matter(text: str | None, yaml_text: str) -> str:
+    """``text`` (a README) with its front matter replaced by ``yaml_text`` (added if it had
+    none); the body is kept byte for byte."""
+    text = text or ""
+    match = _FRONT_MATTER.match(text)
+    body = text[match.end():] if match else text
+    if body and not body.startswith(("\n", "\r\n")) and match is None:
+        body = "\n" + body
+    return f"---\n{yaml_text}---\n{body}"

@@ -6,6 +6,7 @@ native mlm v1.4, repair of invalid values with the problems reported.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +24,15 @@ from . import dvc_outputs, hrefs, markdown
 from .categories import Category, categories_of
 from .frontmatter import parse_readme
 from .timeutil import iso, parse_datetime
-from .validate import FILE_SCHEMA, MLM_SCHEMA, SCI_SCHEMA, STAC_VERSION, known_schemas, repair
+from .validate import (
+    FILE_SCHEMA,
+    MLM_SCHEMA,
+    SCI_SCHEMA,
+    STAC_VERSION,
+    error_lines,
+    known_schemas,
+    repair,
+)
 
 #: front-matter keys the mapping consumes; every other key passes into ``properties``
 _CONSUMED = {"title", "preview", "license", "license-url", "extent", "providers", "links",
@@ -66,6 +75,24 @@ def build_item(record: ProjectRecord, category: Category,
 
 
 _PROBE = "sharinghub:mlm-probe"
+
+
+def metadata_errors(record: ProjectRecord, categories: tuple[Category, ...],
+                    before: str | None = None) -> list[str]:
+    """What is wrong with the item ``record.readme`` gives, checked before a README change is
+    committed (the crawl would repair it instead): the problems the mapping meets (values it
+    would normalise or leave out) that the README ``before`` did not have already, then every
+    STAC schema error of the item before repair. An mlm item without a model asset is
+    checked with a stand-in one, as it is served (its mlm fields must be valid)."""
+    base, problems = _base_item(record, categories)
+    if before is not None:
+        known = set(_base_item(dataclasses.replace(record, readme=before), categories)[1])
+        problems = [p for p in problems if p not in known]
+    if MLM_SCHEMA in base["stac_extensions"] and not any(
+            "mlm:model" in a.get("roles", []) for a in base["assets"].values()):
+        base = {**base, "assets": {**base["assets"], _PROBE: {
+            "href": "model", "roles": ["mlm:model"], "mlm:artifact_type": "model"}}}
+    return [*problems, *error_lines(base)]
 
 
 def _repair_with_mlm(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:

@@ -81,6 +81,19 @@ def validate(obj: dict) -> None:
         raise error
 
 
+def error_lines(obj: dict) -> list[str]:
+    """Every schema error of a STAC object as one line: where (``properties.mlm:tasks``) and
+    what, from the most specific error inside ``anyOf``/``oneOf``."""
+    lines = []
+    for _url, error in schema_errors(obj):
+        leaf = max([error, *error.context], key=lambda e: len(e.absolute_path))
+        where = ".".join(str(p) for p in leaf.absolute_path) or "item"
+        line = f"{where}: {_message(leaf)}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
 # --- repair -------------------------------------------------------------------------------
 
 _SEMVER_PREFIX = re.compile(r"^(0|[1-9]\d*)(?:\.(0|[1-9]\d*))?$")

@@ -25,20 +25,23 @@ _HELPER = (f'!f() {{ test "$1" = get && echo username=oauth2 && echo "password=$
            "}; f")
 
 
-def git_env(token: str | None, url: str | None = None) -> dict[str, str]:
+def git_env(token: str | None, url: str | None = None,
+            config: list[tuple[str, str]] | None = None) -> dict[str, str]:
     """Environment for git: no prompts, no credential helper of the user's (it would store the
-    token), and the token for ``url``'s host only, if there is one."""
+    token), and the token for ``url``'s host only, if there is one; ``config`` adds settings
+    (as ``-c`` would, but for the processes git starts too: a local push's receive-pack)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
            and k not in ("GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", TOKEN_VAR)}
     env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "GIT_CONFIG_NOSYSTEM": "1"})
-    config = [("credential.helper", "")]  # an empty value drops the helpers configured before
+    # an empty value drops the helpers configured before
+    settings = [("credential.helper", ""), *(config or [])]
     origin = _origin(url) if token else None
     if token and origin:
-        config.append((f"credential.{origin}.helper", _HELPER))
+        settings.append((f"credential.{origin}.helper", _HELPER))
         env[TOKEN_VAR] = token
-    env["GIT_CONFIG_COUNT"] = str(len(config))
-    for i, (key, value) in enumerate(config):
+    env["GIT_CONFIG_COUNT"] = str(len(settings))
+    for i, (key, value) in enumerate(settings):
         env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
     return env
 
@@ -52,10 +55,15 @@ def _origin(url: str | None) -> str | None:
 
 
 def run_git(args: list[str], *, cwd: Path | None, token: str | None, url: str | None = None,
-            timeout: float = 600, cancel: threading.Event | None = None) -> str:
+            timeout: float = 600, cancel: threading.Event | None = None,
+            extra_env: dict[str, str] | None = None,
+            config: list[tuple[str, str]] | None = None) -> str:
     """Run git in its own process group; with ``cancel``, a set event stops the group (git
-    and its remote helper) and raises Cancelled within about 0.1 s."""
-    proc = subprocess.Popen(["git", *args], cwd=cwd, env=git_env(token, url), text=True,
+    and its remote helper) and raises Cancelled within about 0.1 s. ``extra_env`` adds
+    variables (a commit's author, say), ``config`` settings (see :func:`git_env`)."""
+    env = git_env(token, url, config)
+    env.update(extra_env or {})
+    proc = subprocess.Popen(["git", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + timeout
@@ -73,17 +81,24 @@ def run_git(args: list[str], *, cwd: Path | None, token: str | None, url: str | 
                 proc.communicate()
                 raise JobError(f"git {args[0]} timed out") from None
     if proc.returncode != 0:
-        raise JobError(f"git {args[0]} failed: {_clean(err, token)}")
+        raise JobError(f"git {args[0]} failed: {_clean(err, token, out)}")
     return out.strip()
 
 
-def _clean(stderr: str, token: str | None) -> str:
-    """git's last meaningful line, with no secret in it."""
+def _clean(stderr: str, token: str | None, stdout: str = "") -> str:
+    """git's last meaningful line, with no secret in it: the refs a ``push --porcelain``
+    rejected (``!`` lines on stdout), else the last ``fatal:``/``error:`` line."""
+    rejected = [ln.split("\t") for ln in stdout.splitlines() if ln.startswith("!\t")]
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     text = next((ln for ln in reversed(lines) if ln.startswith(("fatal:", "error:"))),
                 lines[-1] if lines else "unknown error")
-    if "Authentication failed" in text or "could not read Username" in text or "401" in text:
+    if rejected:
+        text = "; ".join(f"{r[1].partition(':')[2] or r[1]} {r[2] if len(r) > 2 else ''}"
+                         .strip() for r in rejected if len(r) > 1)
+    elif "Authentication failed" in text or "could not read Username" in text or "401" in text:
         text = "the repository refused the credentials (check the GitLab token)"
+    elif "403" in text:
+        text = "the repository refused the push (403): the token's user may not push there"
     if token:
         text = text.replace(token, "***")
     return text.removeprefix("fatal: ").removeprefix("error: ")

@@ -9,6 +9,7 @@ done only when every output it expects is in the workspace and the cache.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -16,11 +17,12 @@ import posixpath
 import shutil
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -52,17 +54,24 @@ def resolve_dest(root: Path, dest: str | None, item_id: str) -> Path:
     into ``.ipython/profile_default/startup`` would run code in every new kernel), not an
     existing file; ValueError if it would not be."""
     name = dest if dest not in (None, "") else item_id.rstrip("/").rsplit("/", 1)[-1]
-    if "\x00" in name or os.path.isabs(name) or name.startswith("~"):
-        raise ValueError(f"dest {name!r} must be a path relative to the Jupyter root")
-    root = root.resolve()
-    target = (root / name).resolve()  # follows symlinks of the parts that exist
-    if target == root or not target.is_relative_to(root):
-        raise ValueError(f"dest {name!r} is outside the Jupyter root")
-    if any(part.startswith(".") for part in target.relative_to(root).parts):
-        raise ValueError(f"dest {name!r} is a hidden folder or inside one; choose another")
+    target = inside_root(root, name, "dest")
     existing = next(p for p in (target, *target.parents) if p.exists())
     if not existing.is_dir():
         raise ValueError(f"dest {name!r} is an existing file or inside one; choose a folder")
+    return target
+
+
+def inside_root(root: Path, name: str, what: str) -> Path:
+    """``name`` (relative to the Jupyter root) as an absolute real path, when it is below the
+    root (symlinks followed) and under no hidden folder; ValueError naming ``what`` if not."""
+    if "\x00" in name or os.path.isabs(name) or name.startswith("~"):
+        raise ValueError(f"{what} {name!r} must be a path relative to the Jupyter root")
+    root = root.resolve()
+    target = (root / name).resolve()  # follows symlinks of the parts that exist
+    if target == root or not target.is_relative_to(root):
+        raise ValueError(f"{what} {name!r} is outside the Jupyter root")
+    if any(part.startswith(".") for part in target.relative_to(root).parts):
+        raise ValueError(f"{what} {name!r} is a hidden folder or inside one; choose another")
     return target
 
 
@@ -208,7 +217,7 @@ def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
         outputs = expected_outputs(dest)
         progress = CacheProgress(dest, outputs)
         job.files_total, job.bytes_total = progress.files_total, progress.bytes_total
-        _run_worker(job, dest, remotes_for(dest, plan.remote_settings), progress, plan.jobs,
+        run_worker(job, dest, remotes_for(dest, plan.remote_settings), progress, plan.jobs,
                     config_levels=levels)
         job.files_done, job.bytes_done = progress.measure()
         missing = progress.missing(dest)
@@ -240,47 +249,69 @@ def _same_repo(dest: Path, url: str) -> bool:
     return origin.rstrip("/").removesuffix(".git") == url.rstrip("/").removesuffix(".git")
 
 
-def _run_worker(job: Job, dest: Path, remotes: dict, progress: CacheProgress | None,
+def run_worker(job: Job, dest: Path, remotes: dict, progress: CacheProgress | None,
                 jobs: int | None, action: str = "pull",
-                config_levels: list[str] | None = None) -> None:
-    """DVC in a worker process (see :mod:`.worker`), stopped with its group on cancel."""
+                config_levels: list[str] | None = None, *,
+                extra: dict[str, Any] | None = None,
+                on_message: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """DVC in a worker process (see :mod:`.worker`), stopped with its group on cancel.
+    ``on_message`` gets each JSON line the worker prints as it prints it (a publish's plan
+    and upload progress); the last one, the result, is returned."""
     request = json.dumps({"repo": str(dest), "remotes": remotes, "jobs": jobs, "action": action,
-                          "config_levels": config_levels or ["repo"]})
+                          "config_levels": config_levels or ["repo"], **(extra or {})})
     # no usage report from DVC: a server's pulls are not a person's commands
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sharinghub_server.datasets.worker"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=dest, text=True, env=env,
                             start_new_session=True)
-    assert proc.stdin is not None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    messages: list[dict[str, Any]] = []
+    errors: collections.deque[str] = collections.deque(maxlen=50)
+
+    def read_out(stream: IO[str]) -> None:  # both pipes drained as they fill
+        for line in stream:
+            value = _json_line(line)
+            if value is not None:
+                messages.append(value)
+                if on_message is not None:
+                    on_message(value)
+
+    readers = [threading.Thread(target=read_out, args=(proc.stdout,), daemon=True),
+               threading.Thread(target=errors.extend, args=(proc.stderr,), daemon=True)]
+    for reader in readers:
+        reader.start()
     proc.stdin.write(request)
     proc.stdin.close()
-    while proc.poll() is None:
-        if job.cancel_event.is_set():
-            stop_group(proc)
-            raise Cancelled
-        if progress is not None:
-            job.files_done, job.bytes_done = progress.measure()
-        time.sleep(_POLL)
-    out = proc.stdout.read() if proc.stdout else ""
-    err = proc.stderr.read() if proc.stderr else ""
-    result = _last_json(out)
-    if result.get("refused"):
-        raise JobError(f"refused: {result['refused']}; nothing was pulled")
-    if proc.returncode != 0 or not result.get("ok"):
-        message = result.get("error") or (err.strip().splitlines() or ["DVC failed"])[-1]
-        raise JobError(f"dvc {action} failed: {message}")
-
-
-def _last_json(text: str) -> dict[str, Any]:
-    for line in reversed(text.strip().splitlines()):
+    while True:
         try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return {}
+            proc.wait(_POLL)
+            break
+        except subprocess.TimeoutExpired:
+            if job.cancel_event.is_set():
+                stop_group(proc)
+                raise Cancelled from None
+            if progress is not None:
+                job.files_done, job.bytes_done = progress.measure()
+    for reader in readers:
+        reader.join()
+    result = messages[-1] if messages else {}
+    done = "published" if action == "publish" else "pulled"
+    if result.get("refused"):
+        raise JobError(f"refused: {result['refused']}; nothing was {done}")
+    if proc.returncode != 0 or not result.get("ok"):
+        message = result.get("error") or next(
+            (ln.strip() for ln in reversed(errors) if ln.strip()), "DVC failed")
+        raise JobError(f"dvc {action} failed: {message}")
+    return result
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _restore(dest: Path, fresh: bool, previous: str | None, plan: PullPlan) -> None:
@@ -293,5 +324,5 @@ def _restore(dest: Path, fresh: bool, previous: str | None, plan: PullPlan) -> N
     gitops.checkout(dest, previous)
     dummy = Job(kind="pull", item=plan.item, rev=None, dest=str(dest))
     with contextlib.suppress(JobError):  # the previous version's data is still in the cache
-        _run_worker(dummy, dest, remotes_for(dest, plan.remote_settings), None, plan.jobs,
+        run_worker(dummy, dest, remotes_for(dest, plan.remote_settings), None, plan.jobs,
                     action="checkout")

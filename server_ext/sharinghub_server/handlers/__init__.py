@@ -6,6 +6,7 @@ from .download import DownloadHandler
 from .dvc import JobHandler, PullHandler, VersionsHandler
 from .index import IndexHandler
 from .openapi import OpenAPIHandler
+from .publish import MetadataHandler, NewProjectHandler, PermissionsHandler, PublishDatasetHandler
 from .stac import (
     CollectionHandler,
     CollectionsHandler,
@@ -39,6 +40,10 @@ def routes(*, external_mlflow: bool = False) -> list[tuple]:
         (rf"{API}/dvc/versions/?", VersionsHandler),
         (rf"{API}/dvc/pull/?", PullHandler),
         (rf"{API}/dvc/jobs/([0-9a-f]+)/?", JobHandler),
+        (rf"{API}/publish/new/?", NewProjectHandler),
+        (rf"{API}/publish/dataset/?", PublishDatasetHandler),
+        (rf"{API}/publish/metadata/?", MetadataHandler),
+        (rf"{API}/publish/permissions/?", PermissionsHandler),
     ]
     from .mlflow import MLflowHandler, MLflowProxyHandler
 

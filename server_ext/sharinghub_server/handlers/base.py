@@ -16,7 +16,7 @@ from tornado.ioloop import IOLoop
 from ..index.query import QueryError, QueryInterrupted
 from ..index.store import StoreClosed
 from ..jobs import JobConflict
-from ..service import BadRequest, CatalogService, NotFound
+from ..service import BadRequest, CatalogService, Conflict, Forbidden, NotFound, Upstream
 from ..stac.errors import StacError
 from ..stac.limits import load_json
 
@@ -31,8 +31,12 @@ def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]
         return 404, "NotFound", str(exc)
     if isinstance(exc, BadRequest | QueryError):
         return 400, "InvalidParameterValue", str(exc)
-    if isinstance(exc, JobConflict):
+    if isinstance(exc, JobConflict | Conflict):
         return 409, "Conflict", str(exc)
+    if isinstance(exc, Forbidden):
+        return 403, "Forbidden", str(exc)
+    if isinstance(exc, Upstream):
+        return 502, "BadGateway", str(exc)
     if isinstance(exc, QueryInterrupted):  # 499: nginx's "client closed request", no error
         return (503, "QueryTimeout", str(exc)) if exc.timed_out else (499, "Abandoned", str(exc))
     if isinstance(exc, StoreClosed):
@@ -102,7 +106,7 @@ class SharingHubHandler(APIHandler):
 
     def log_exception(self, typ, value, tb) -> None:  # expected errors are not server bugs
         if isinstance(value, StacError | NotFound | BadRequest | QueryError | JobConflict |
-                      QueryInterrupted):
+                      QueryInterrupted | Conflict | Forbidden | Upstream):
             self.log.info("sharinghub: %s %s: %s", self.request.method, self.request.path,
                           value)
             return

@@ -17,6 +17,10 @@ deletes others in one transaction, so readers never see half a crawl.
 from __future__ import annotations
 
 import abc
+import contextlib
+import itertools
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,39 @@ class ProjectUpdate:
     project: str  # the project id (its full path; the item id)
     state: dict[str, Any]  # opaque crawler state, stored as JSON
     items: list[dict] = field(default_factory=list)  # the project's items, one per collection
+
+
+class DirectUpdates:
+    """Projects re-indexed outside a crawl (a publish), so that a crawl running meanwhile
+    never writes back what it read before: each read of a source and each direct re-index
+    gets a ticket from one counter; a crawl's update (or deletion) of a project is dropped
+    when the project was re-indexed directly after the crawl read it. The check and the
+    write happen under one lock, and so does the direct write."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._direct: dict[tuple[str, str], int] = {}
+
+    def ticket(self) -> int:
+        """Taken just before reading a source: orders the read against direct updates."""
+        with self._lock:
+            return next(self._counter)
+
+    def begin(self, source: str, project: str) -> None:
+        """A direct re-index of ``project`` starts (before it reads the source)."""
+        with self._lock:
+            self._direct[(source, project)] = next(self._counter)
+
+    def stale(self, source: str, project: str, read: int) -> bool:
+        """Whether data read with ticket ``read`` is older than a direct re-index (call
+        inside :meth:`writing`)."""
+        return self._direct.get((source, project), 0) > read
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._lock:
+            yield
 
 
 @dataclass

@@ -23,6 +23,11 @@ class Source(Protocol):
         (no README, files, releases). Raises SourceError unless the listing is complete."""
         ...
 
+    def project(self, project_id: str) -> ProjectRecord | None:
+        """One project by id, with list-level fields (what :meth:`list_projects` gives), or
+        None if it does not exist (for re-indexing a single project at once)."""
+        ...
+
     def fetch(self, project: ProjectRecord, *, fingerprint: bool) -> ProjectRecord:
         """The full record of a listed project. Problems with single files go into
         ``record.errors``; SourceError when the project itself cannot be read. With

@@ -7,6 +7,7 @@ since a requests session is not meant to be shared between threads.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -127,6 +128,22 @@ class GitLabSource:
             repo_url=data.get("http_url_to_repo"),
         )
 
+    def project(self, project_id: str) -> ProjectRecord | None:
+        data = self.project_json(project_id)
+        return None if data is None else self._record(data)
+
+    def project_json(self, project_id: str | int) -> dict[str, Any] | None:
+        """GitLab's JSON of one project (by id or full path; with the token user's
+        ``permissions``), None if GitLab does not know it (or hides it)."""
+        try:
+            return self._get(f"/projects/{quote(str(project_id), safe='')}")
+        except gitlab.exceptions.GitlabHttpError as exc:
+            if exc.response_code == 404:
+                return None
+            raise self._error(f"reading {project_id}", exc) from None
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"reading {project_id}", exc) from None
+
     def fetch(self, project: ProjectRecord, *, fingerprint: bool) -> ProjectRecord:
         pid, ref = project.gitlab_id, project.default_branch
         record = ProjectRecord.from_json(project.to_json())
@@ -225,6 +242,60 @@ class GitLabSource:
         except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
             raise self._error(f"checking {project.id}", exc) from None
         return repo_fingerprint(head, tags)
+
+
+    # --- writes (publishing) ----------------------------------------------------------------
+
+    def current_user(self) -> dict[str, Any]:
+        """The token's user (``username``, ``name``, ``email``...)."""
+        try:
+            return self._get("/user")
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error("reading the token's user", exc) from None
+
+    def namespace(self, path: str) -> dict[str, Any] | None:
+        """A namespace (group or user) by full path, None if unknown or hidden."""
+        try:
+            return self._get(f"/namespaces/{quote(path, safe='')}")
+        except gitlab.exceptions.GitlabHttpError as exc:
+            if exc.response_code == 404:
+                return None
+            raise self._error(f"reading namespace {path}", exc) from None
+        except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+            raise self._error(f"reading namespace {path}", exc) from None
+
+    def create_project(self, *, name: str, path: str, namespace_id: int | str,
+                       description: str, topics: list[str], visibility: str) -> dict[str, Any]:
+        """``POST /projects``: the new (empty) project's JSON. GitLab's refusals raise
+        ``gitlab.exceptions.GitlabCreateError`` (``response_code`` 400 for a taken path,
+        403 for a namespace the user may not create in)."""
+        project = self._gl.projects.create(
+            {"name": name, "path": path, "namespace_id": namespace_id,
+             "description": description, "topics": topics, "visibility": visibility},
+            retry_transient_errors=False)  # a retried POST could create the project twice
+        return project.asdict()
+
+    def delete_project(self, project_id: int) -> None:
+        """Best effort (a failed first push must not leave an empty project behind)."""
+        with contextlib.suppress(gitlab.exceptions.GitlabError, requests.RequestException):
+            self._gl.http_delete(f"/projects/{project_id}")
+
+
+def can_push(data: dict[str, Any]) -> tuple[bool, str | None]:
+    """Whether GitLab's project JSON says its token user can push (Developer, access level
+    30, or more through the project or its group), and why not."""
+    if data.get("archived"):
+        return False, f"{data.get('path_with_namespace')} is archived on GitLab"
+    perms = data.get("permissions") or {}
+    levels = [int((perms.get(k) or {}).get("access_level") or 0)
+              for k in ("project_access", "group_access")]
+    level = max(levels, default=0)
+    if level >= 30:
+        return True, None
+    role = {0: "no role", 10: "Guest", 5: "Minimal access", 20: "Reporter"}.get(
+        level, f"access level {level}")
+    return False, (f"your GitLab role on {data.get('path_with_namespace')} is {role}: "
+                   "publishing needs Developer (30) or more")
 
 
 def _spdx(lic: dict[str, Any]) -> str | None:

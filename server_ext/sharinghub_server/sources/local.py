@@ -73,14 +73,24 @@ class LocalSource:
         records = []
         for path, readme_name in self._projects():
             readme = (path / readme_name).read_text(encoding="utf-8", errors="replace")
-            meta, _, _ = parse_readme(readme)
-            raw_topics = meta.get("topics") or []
-            project_topics = [str(t) for t in raw_topics] if isinstance(raw_topics, list) else [
-                str(raw_topics)]
+            project_topics = front_matter_topics(parse_readme(readme)[0])
             if not wanted.intersection(project_topics):
                 continue
             records.append(self._record(path, readme, project_topics))
         return records
+
+    def project(self, project_id: str) -> ProjectRecord | None:
+        """The project ``<folder name>/<name>``, whatever its topics (None if there is no
+        such folder with a README)."""
+        prefix, _, name = project_id.partition("/")
+        if prefix != self.folder.name or not name or "/" in name or name.startswith("."):
+            return None
+        path = self.folder / name
+        readme_name = next((n for n in _README_NAMES if (path / n).is_file()), None)
+        if readme_name is None:
+            return None
+        readme = (path / readme_name).read_text(encoding="utf-8", errors="replace")
+        return self._record(path, readme, front_matter_topics(parse_readme(readme)[0]))
 
     def _record(self, path: Path, readme: str, topics: list[str]) -> ProjectRecord:
         files, newest, oldest = self._walk(path)
@@ -205,6 +215,12 @@ class LocalSource:
     def fingerprint(self, project: ProjectRecord) -> str:
         record = self.fetch(project, fingerprint=True)
         return repo_fingerprint(record.head_commit, record.tags)
+
+
+def front_matter_topics(meta: dict) -> list[str]:
+    """A local project's topics: its front matter's ``topics`` (a list, or one string)."""
+    raw = meta.get("topics") or []
+    return [str(t) for t in raw] if isinstance(raw, list) else [str(raw)]
 
 
 def _parse(value: str | None) -> datetime | None:

@@ -40,15 +40,38 @@ _SEARCH_PARAMS = [
 ]
 
 
+_STR = {"type": "string"}
+
+
+def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": required, "properties": properties}}}}
+
+
+def _job() -> dict[str, Any]:
+    return {"202": {"description": "the job", "content": {"application/json": {"schema": {
+        "type": "object", "properties": {"job": _STR}}}}},
+        "400": {"$ref": "#/components/responses/Error"},
+        "403": {"description": "not authenticated, or no right to push"},
+        "404": {"$ref": "#/components/responses/Error"}}
+
+
+def _refusals() -> dict[str, Any]:
+    error = {"$ref": "#/components/responses/Error"}
+    return {"400": error, "403": error, "404": error, "409": error, "502": error}
+
+
 def openapi_document(api_root: str) -> dict[str, Any]:
+    job_id = _param("jobId", "path", "job id", required=True)
     cid = _param("collectionId", "path", "collection (category) id", required=True)
     item_id = _param("itemId", "path", "item id: the project's full path (may contain /)",
                      required=True)
     return {
         "openapi": "3.0.3",
         "info": {"title": "sharinghub-lab API", "version": __version__,
-                 "description": "STAC API over the catalog index, crawl control and "
-                                "downloads. Every path needs Jupyter authentication."},
+                 "description": "STAC API over the catalog index, crawl control, downloads, "
+                                "DVC pulls and publishing. Every path needs Jupyter "
+                                "authentication."},
         "servers": [{"url": api_root.rstrip("/")}],
         "security": [{"token": []}, {"cookie": []}],
         "paths": {
@@ -94,6 +117,48 @@ def openapi_document(api_root: str) -> dict[str, Any]:
                 "responses": {**_ok("the file", "application/octet-stream"),
                               "206": {"description": "partial content"}}}},
             "/openapi.json": {"get": {"summary": "This document", "responses": _ok("OpenAPI")}},
+            "/dvc/versions": {"get": {
+                "summary": "An item's DVC versions (tags and the default branch), newest first",
+                "parameters": [_param("item", "query", "item id", required=True)],
+                "responses": _ok("versions")}},
+            "/dvc/pull": {"post": {
+                "summary": "Pull a version into the workspace (a job)",
+                "requestBody": _body({"item": _STR, "rev": _STR, "dest": _STR}, ["item"]),
+                "responses": _job()}},
+            "/dvc/jobs/{jobId}": {
+                "get": {"summary": "A pull or publish job", "parameters": [job_id],
+                        "responses": _ok("job", schema="Job")},
+                "delete": {"summary": "Cancel a job (409 once it ended)",
+                           "parameters": [job_id],
+                           "responses": {**_ok("job", schema="Job"),
+                                         "409": {"$ref": "#/components/responses/Error"}}}},
+            "/publish/new": {"post": {
+                "summary": "A new project (GitLab, else the first local projects folder) with "
+                           "the category's topic and README template, DVC for datasets; "
+                           "indexed at once",
+                "requestBody": _body({"category": _STR, "name": _STR, "namespace": _STR,
+                                      "title": _STR, "description": _STR,
+                                      "visibility": {"type": "string", "enum": [
+                                          "private", "internal", "public"]}},
+                                     ["category", "name"]),
+                "responses": {"201": {"description": "the new item", "content": {
+                    "application/geo+json": {}}}, **_refusals()}}},
+            "/publish/dataset": {"post": {
+                "summary": "Publish a folder as a new dataset version (a job): dvc add, dvc "
+                           "push, commit, tag, atomic git push, re-index",
+                "requestBody": _body({"item": _STR, "path": _STR, "version": _STR,
+                                      "message": _STR}, ["item", "path", "version"]),
+                "responses": {**_job(), **_refusals()}}},
+            "/publish/metadata": {"patch": {
+                "summary": "Replace the README front matter: validated as a STAC item, "
+                           "committed, pushed, re-indexed",
+                "requestBody": _body({"item": _STR, "front_matter": {"type": "object"}},
+                                     ["item", "front_matter"]),
+                "responses": {**_ok("the item", "application/geo+json"), **_refusals()}}},
+            "/publish/permissions": {"get": {
+                "summary": "Whether the user may publish versions of an item, and why not",
+                "parameters": [_param("item", "query", "item id", required=True)],
+                "responses": _ok("permissions")}},
         },
         "components": {
             "securitySchemes": {
@@ -128,6 +193,18 @@ def openapi_document(api_root: str) -> dict[str, Any]:
                         "direction": {"type": "string", "enum": ["asc", "desc"]}}}},
                     "limit": {"type": "integer"},
                     "token": {"type": "string"}}},
+                "Job": {"type": "object", "properties": {
+                    "job": _STR, "kind": {"type": "string", "enum": ["pull", "publish"]},
+                    "item": _STR, "rev": {"type": "string", "nullable": True}, "dest": _STR,
+                    "state": {"type": "string", "enum": [
+                        "queued", "cloning", "pulling", "pushing", "done", "failed",
+                        "cancelled"]},
+                    "files_done": {"type": "integer"},
+                    "files_total": {"type": "integer", "nullable": True},
+                    "bytes_done": {"type": "integer"},
+                    "bytes_total": {"type": "integer", "nullable": True},
+                    "error": {"type": "string", "nullable": True},
+                    "result": {"type": "object", "nullable": True}}},
                 "Status": {"type": "object", "properties": {
                     "state": {"type": "string", "enum": ["idle", "running"]},
                     "progress": {"type": "object"},
