@@ -18,7 +18,8 @@ _EXPORTS = {
     "connect": "client", "SharingHubError": "errors",
     "search": "api", "item": "api", "versions": "api", "pull": "api", "PullJob": "api",
     "track": "api", "runs": "api", "register_model": "api", "index": "api", "crawl": "api",
-    "mlflow_client": "api",
+    "mlflow_client": "api", "new_project": "api", "publish": "api", "PublishJob": "api",
+    "edit_metadata": "api", "publish_permissions": "api",
 }
 
 __all__ = [*_EXPORTS, "load_ipython_extension", "panel"]
@@ -38,7 +39,7 @@ def __dir__() -> list[str]:
 
 
 def panel() -> Any:
-    """The Search, Runs and Register panels as tabs (ipywidgets), from
+    """The Search, Runs, Register and Publish panels as tabs (ipywidgets), from
     :mod:`sharinghub_lab.widgets`, imported here: ``import sharinghub_lab`` loads neither
     ipywidgets nor ipyleaflet."""
     return importlib.import_module(".widgets", __name__).panel()

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from .client import current
 from .errors import SharingHubError, first_line
@@ -26,14 +26,20 @@ if TYPE_CHECKING:
 
     from .render import ItemCard
 
-__all__ = ["PullJob", "crawl", "index", "item", "item_card", "mlflow_client", "pull",
-           "register_model", "runs", "search", "track", "versions"]
+__all__ = ["CATEGORIES", "Job", "PublishJob", "PullJob", "crawl", "edit_metadata", "index",
+           "item", "item_card", "mlflow_client", "new_project", "publish",
+           "publish_permissions", "pull", "register_model", "runs", "search", "track",
+           "versions"]
 
 #: the job states after which nothing changes any more
 ENDED = ("done", "failed", "cancelled")
 ITEM_TAG = "sharinghub:item"
+#: what a job's :meth:`Job.wait` returns
+T = TypeVar("T")
 #: items per search page when the caller does not say
 PAGE = 100
+#: the categories a new project can be (its collection)
+CATEGORIES = ("dataset", "ai-model", "processor")
 
 
 # --- search ----------------------------------------------------------------------------------
@@ -153,13 +159,14 @@ def item(item_id: str) -> pystac.Item:
     return pystac.Item.from_dict(item_dict(item_id))
 
 
-def item_card(item_id: str) -> ItemCard:
+def item_card(item_id: str, served: dict[str, Any] | None = None) -> ItemCard:
     """The item as ``%sharinghub show`` and the Search panel's Show present it: as served
-    now, with its DVC versions when it is a DVC dataset (without them when the server cannot
-    list them: the card shows what the catalog has)."""
+    now (or ``served``, the item a call just returned), with its DVC versions when it is a
+    DVC dataset (without them when the server cannot list them: the card shows what the
+    catalog has)."""
     from .render import ItemCard
 
-    data = item_dict(item_id)
+    data = served if served is not None else item_dict(item_id)
     found = None
     if (data.get("properties") or {}).get("sharinghub:dvc-init") == "enable":
         with contextlib.suppress(SharingHubError):
@@ -175,32 +182,35 @@ def versions(item_id: str) -> list[dict[str, Any]]:
     return current().get("dvc/versions", item=item_id)["versions"]
 
 
-class PullJob:
-    """A pull running on the server: :meth:`status`, :meth:`wait`, :meth:`cancel`."""
+class Job(Generic[T]):
+    """A job running on the server (a pull or a publish): :meth:`status`, :meth:`wait`,
+    :meth:`cancel`."""
 
-    def __init__(self, job_id: str, local_dest: Path | None) -> None:
+    kind = "job"
+
+    def __init__(self, job_id: str) -> None:
         self.id = job_id
-        self.local_dest = local_dest
 
     def __repr__(self) -> str:
-        return f"PullJob({self.id!r})"
+        return f"{type(self).__name__}({self.id!r})"
 
     def status(self) -> dict[str, Any]:
         """The job as the server reports it (``state``, files/bytes done and total, ...)."""
         return current().get(f"dvc/jobs/{self.id}")
 
     def cancel(self) -> dict[str, Any]:
-        """Cancel it (the server restores the destination); an ended job: error."""
+        """Cancel it (the server undoes what it did); an ended job: error."""
         return current().delete(f"dvc/jobs/{self.id}")
 
     def wait(self, progress: bool = True, every: float = 0.2,
              timeout: float | None = None,
-             on_status: Callable[[dict[str, Any]], None] | None = None) -> Path:
-        """Until it ends (a progress bar while it runs): the destination path, or
-        SharingHubError if it failed. ``on_status`` is called with every state seen (the
-        panels' progress bars). Ctrl-C (KeyboardInterrupt, also from ``on_status``) cancels
-        the job. Polls every 20 ms at first, then less often, up to ``every`` seconds: short
-        pulls return soon after they end, long ones cost the server few requests."""
+             on_status: Callable[[dict[str, Any]], None] | None = None) -> T:
+        """Until it ends (a progress bar while it runs): its :meth:`result`, or
+        SharingHubError if it failed or was cancelled. ``on_status`` is called with every
+        state seen (the panels' progress bars). Ctrl-C (KeyboardInterrupt, also from
+        ``on_status``) cancels the job. Polls every 20 ms at first, then less often, up to
+        ``every`` seconds: short jobs return soon after they end, long ones cost the server
+        few requests."""
         bar = None
         pause = min(0.02, every)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -212,8 +222,8 @@ class PullJob:
                 if progress and bar is None and state["state"] not in ENDED:
                     from tqdm.auto import tqdm
 
-                    bar = tqdm(desc=f"pull {state['item']}", unit="B", unit_scale=True,
-                               total=state.get("bytes_total"))
+                    bar = tqdm(desc=f"{self.kind} {state['item']}", unit="B",
+                               unit_scale=True, total=state.get("bytes_total"))
                 if bar is not None:
                     bar.total = state.get("bytes_total") or bar.total
                     bar.n = state.get("bytes_done") or 0
@@ -223,8 +233,8 @@ class PullJob:
                 if state["state"] in ENDED:
                     break
                 if deadline is not None and time.monotonic() > deadline:
-                    raise SharingHubError(f"pull {self.id} still {state['state']} after "
-                                          f"{timeout} s")
+                    raise SharingHubError(f"{self.kind} {self.id} still {state['state']} "
+                                          f"after {timeout} s")
                 time.sleep(pause)
                 pause = min(pause * 1.5, every)
         except KeyboardInterrupt:
@@ -235,8 +245,25 @@ class PullJob:
             if bar is not None:
                 bar.close()
         if state["state"] != "done":
-            raise SharingHubError(f"pull of {state['item']} {state['state']}: "
+            raise SharingHubError(f"{self.kind} of {state['item']} {state['state']}: "
                                   f"{state.get('error') or 'no reason given'}")
+        return self.result(state)
+
+    def result(self, state: dict[str, Any]) -> T:
+        """What :meth:`wait` returns for the job's final ``state`` (done): the state."""
+        return cast(T, state)
+
+
+class PullJob(Job[Path]):
+    """A pull running on the server; :meth:`wait` returns the destination."""
+
+    kind = "pull"
+
+    def __init__(self, job_id: str, local_dest: Path | None = None) -> None:
+        super().__init__(job_id)
+        self.local_dest = local_dest
+
+    def result(self, state: dict[str, Any]) -> Path:
         return self.destination(state)
 
     def destination(self, state: dict[str, Any]) -> Path:
@@ -246,21 +273,46 @@ class PullJob:
         return root / state["dest"] if root is not None else Path(state["dest"])
 
 
-def server_dest(item_id: str, to: str | os.PathLike[str] | None) -> str | None:
-    """The pull destination relative to the Jupyter root: ``to`` (default: the item's name)
-    is relative to the kernel's working directory. Without a known root dir (env
-    configuration without ``SHARINGHUB_ROOT``), ``to`` is passed as is (relative to the
-    root)."""
+class PublishJob(Job[dict[str, Any]]):
+    """A publish running on the server; :meth:`wait` returns the published version."""
+
+    kind = "publish"
+
+    def result(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The version as :func:`versions` lists it (``rev``, ``kind``, ``commit``,
+        ``date``, ``outputs``) with the ``item``; only what the job says (``item``, ``rev``,
+        the job's ``result``) if the server does not list it."""
+        found = next((v for v in versions(state["item"]) if v.get("rev") == state["rev"]),
+                     None)
+        if found is None:
+            found = {"rev": state["rev"], "kind": "tag", **(state.get("result") or {})}
+        return {"item": state["item"], **found}
+
+
+def root_relative(path: str | os.PathLike[str], verb: str) -> str:
+    """``path`` (relative to the kernel's working directory) relative to the Jupyter root,
+    as the server takes paths. Without a known root dir (env configuration without
+    ``SHARINGHUB_ROOT``) it is passed as is (relative to the root). ``verb`` says what to do
+    instead when it is outside the root: "pull into", "publish"."""
     root = current().root_dir
     if root is None:
-        return None if to is None else os.fspath(to)
-    name = Path(to) if to is not None else Path(item_id.rstrip("/").rsplit("/", 1)[-1])
-    target = Path(os.path.abspath(Path.cwd() / name))
+        return os.fspath(path)
+    target = Path(os.path.abspath(Path.cwd() / path))
     try:
         return target.relative_to(root).as_posix()
     except ValueError:
-        raise SharingHubError(f"{target} is outside the Jupyter root {root}: pull into a "
-                              "folder below it") from None
+        raise SharingHubError(f"{target} is outside the Jupyter root {root}: {verb} a folder "
+                              "below it") from None
+
+
+def server_dest(item_id: str, to: str | os.PathLike[str] | None) -> str | None:
+    """The pull destination relative to the Jupyter root: ``to`` (default: the item's name)
+    is relative to the kernel's working directory (see :func:`root_relative`; None: the
+    server's default)."""
+    if to is None and current().root_dir is None:
+        return None
+    name = to if to is not None else item_id.rstrip("/").rsplit("/", 1)[-1]
+    return root_relative(name, "pull into")
 
 
 def pull(item_id: str, rev: str | None = None, to: str | os.PathLike[str] | None = None,
@@ -276,6 +328,68 @@ def pull(item_id: str, rev: str | None = None, to: str | os.PathLike[str] | None
         body["dest"] = dest
     job = PullJob(current().post("dvc/pull", body)["job"], None)
     return job.wait() if wait else job
+
+
+# --- publishing ------------------------------------------------------------------------------
+
+def new_project_dict(category: str, name: str, *, namespace: str | None = None,
+                     title: str | None = None, description: str | None = None
+                     ) -> dict[str, Any]:
+    """:func:`new_project`, the item as the server returns it (JSON)."""
+    body: dict[str, Any] = {"category": category, "name": name}
+    for key, value in (("namespace", namespace), ("title", title),
+                       ("description", description)):
+        if value:
+            body[key] = value
+    return current().post("publish/new", body)
+
+
+def new_project(category: str, name: str, *, namespace: str | None = None,
+                title: str | None = None, description: str | None = None) -> pystac.Item:
+    """Create a project (``category``: dataset, ai-model or processor) named ``name`` (in
+    ``namespace``, on GitLab) with a README template filled with ``title`` and
+    ``description`` (DVC set up for datasets); the server indexes it at once. Returns its
+    item."""
+    import pystac
+
+    return pystac.Item.from_dict(new_project_dict(category, name, namespace=namespace,
+                                                  title=title, description=description))
+
+
+def publish(path: str | os.PathLike[str], item: str, version: str, *,
+            message: str | None = None, wait: bool = True) -> dict[str, Any] | PublishJob:
+    """Publish ``path`` (a folder or file relative to the working directory) as version
+    ``version`` (a new tag) of the dataset ``item``: DVC-added and pushed to the item's
+    remote, committed, tagged and pushed, then re-indexed. Waits with a progress bar (bytes
+    uploaded) and returns the version (as :func:`versions` lists it, with ``item``);
+    ``wait=False`` returns the :class:`PublishJob`."""
+    target = Path(os.path.abspath(Path.cwd() / path))
+    server_path = root_relative(path, "publish")
+    if current().root_dir is not None and not target.exists():
+        raise SharingHubError(f"no file or folder {target}")
+    body: dict[str, Any] = {"item": item, "path": server_path, "version": version}
+    if message:
+        body["message"] = message
+    job = PublishJob(current().post("publish/dataset", body)["job"])
+    return job.wait() if wait else job
+
+
+def edit_metadata(item: str, front_matter: dict[str, Any]) -> pystac.Item:
+    """Replace the item's README front matter with ``front_matter``: validated by the
+    server (the resulting item must be valid STAC) before it is committed and pushed.
+    Returns the item as it is now."""
+    import pystac
+
+    if not isinstance(front_matter, dict):
+        raise SharingHubError("front_matter must be a dict (the README's YAML front matter)")
+    return pystac.Item.from_dict(current().request(
+        "PATCH", "publish/metadata", json_body={"item": item, "front_matter": front_matter}))
+
+
+def publish_permissions(item: str) -> dict[str, Any]:
+    """Whether this server's user can publish to ``item``: ``{"item", "can_publish",
+    "reason"}`` (``reason`` says why not)."""
+    return current().get("publish/permissions", item=item)
 
 
 # --- MLflow ----------------------------------------------------------------------------------

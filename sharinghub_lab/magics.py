@@ -1,4 +1,5 @@
-"""``%sharinghub <command>``: the catalog, DVC pulls and MLflow from a notebook cell.
+"""``%sharinghub <command>``: the catalog, DVC pulls and publishes, and MLflow from a
+notebook cell.
 
 Arguments are split POSIX-style (``shlex``: quotes work) and parsed by argparse; every
 command has ``--help``. Results are objects from :mod:`sharinghub_lab.render` (HTML in a
@@ -39,6 +40,8 @@ class _Parser(argparse.ArgumentParser):
 @functools.cache
 def _parser() -> _Parser:
     """The parser of every command, built once: building it costs more than a search."""
+    from .api import CATEGORIES
+
     parser = _Parser(prog="%sharinghub", description="The SharingHub catalog, DVC datasets "
                      "and MLflow runs of this Jupyter server.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -70,9 +73,21 @@ def _parser() -> _Parser:
     p.add_argument("name")
     p.add_argument("--item", required=True)
     p.add_argument("--artifact-path", default="model")
+    p = sub.add_parser("new", help="create a project: a dataset, an ai-model or a processor")
+    p.add_argument("category", choices=CATEGORIES)
+    p.add_argument("name", help="the project's name (its path: letters, digits, - _ .)")
+    p.add_argument("--namespace", help="the GitLab group or user (default: the server's)")
+    p.add_argument("--title", help="the title in the README's front matter")
+    p.add_argument("--description", help="the description (the README's body)")
+    p = sub.add_parser("publish", help="publish a folder as a new version of a dataset")
+    p.add_argument("path", help="a folder (or file) relative to this kernel's working "
+                   "directory")
+    p.add_argument("--item", required=True, help="the dataset item to publish to")
+    p.add_argument("--version", required=True, help="the new version's tag, e.g. v1.0")
+    p.add_argument("--message", help="the commit and tag message")
     p = sub.add_parser("index", help="the crawl status")
     p.add_argument("--crawl", action="store_true", help="crawl now")
-    sub.add_parser("panel", help="the Search, Runs and Register panels")
+    sub.add_parser("panel", help="the Search, Runs, Register and Publish panels")
     return parser
 
 
@@ -133,6 +148,22 @@ def _register(args: argparse.Namespace) -> Any:
     return Registered(version, args.item)
 
 
+def _new(args: argparse.Namespace) -> Any:
+    from . import api
+    from .render import Created
+
+    served = api.new_project_dict(args.category, args.name, namespace=args.namespace,
+                                  title=args.title, description=args.description)
+    return Created(api.item_card(str(served.get("id")), served))
+
+
+def _publish(args: argparse.Namespace) -> Any:
+    from . import api
+    from .render import Published
+
+    return Published(api.publish(args.path, args.item, args.version, message=args.message))
+
+
 def _index(args: argparse.Namespace) -> Any:
     from . import api
     from .render import IndexStatus
@@ -148,13 +179,15 @@ def _panel(args: argparse.Namespace) -> Any:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], Any]] = {
     "search": _search, "show": _show, "pull": _pull, "versions": _versions, "track": _track,
-    "runs": _runs, "register": _register, "index": _index, "panel": _panel}
+    "runs": _runs, "register": _register, "new": _new, "publish": _publish, "index": _index,
+    "panel": _panel}
 
 
 #: options that take a value: one that starts with "-" (``--bbox -6,41,10,52``, ``--sortby
 #: -datetime``) is still their value, not an option as argparse would think
 VALUE_OPTIONS = {"--collection", "--bbox", "--datetime", "--filter", "--sortby", "--limit",
-                 "--rev", "--to", "--item", "--artifact-path"}
+                 "--rev", "--to", "--item", "--artifact-path", "--namespace", "--title",
+                 "--description", "--version", "--message"}
 
 
 def split(line: str) -> list[str]:
@@ -186,7 +219,7 @@ def run(line: str) -> Any:
     except _HelpShown:
         return None
     except KeyboardInterrupt:
-        message = "interrupted (a running pull was cancelled)"
+        message = "interrupted (a running pull or publish was cancelled)"
     except Exception as exc:  # one line, never a traceback wall, even for the unexpected
         message = one_line(exc)
     sys.stderr.write(f"sharinghub: error: {message}\n")
@@ -197,6 +230,7 @@ def run(line: str) -> Any:
 class SharingHubMagics(Magics):
     @line_magic
     def sharinghub(self, line: str) -> Any:
-        """%sharinghub search|show|pull|versions|track|runs|register|index|panel ...
+        """%sharinghub search|show|pull|versions|track|runs|register|new|publish|index|panel
+        ...
         (``%sharinghub --help``, ``%sharinghub <command> --help``)."""
         return run(line)

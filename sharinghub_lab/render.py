@@ -14,13 +14,15 @@ import html
 import json
 import math
 import re
+import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["ErrorLine", "IndexStatus", "ItemCard", "PullResult", "Registered", "RunsTable",
-           "SearchResult", "Tracked", "VersionsTable", "bounds", "clean_geometry", "safe_url"]
+__all__ = ["Created", "ErrorLine", "IndexStatus", "ItemCard", "Permission", "Published",
+           "PullResult", "Registered", "RunsTable", "SearchResult", "Tracked", "VersionsTable",
+           "bounds", "clean_geometry", "safe_url"]
 
 _STYLE = "border-collapse:collapse;font-size:90%"
 _CELL = "border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top"
@@ -524,6 +526,111 @@ class IndexStatus:
         if errors:
             out += ["Problems:", text_table(("project", "problem"), errors, 80)]
         return "\n".join(out)
+
+
+class Created:
+    """``%sharinghub new``: the new project's item card (as ``show`` renders it), after a
+    line saying what was created and, for a dataset, how to publish its first version."""
+
+    def __init__(self, card: ItemCard) -> None:
+        self.card = card
+
+    @property
+    def item_id(self) -> str:
+        return str(self.card.item.get("id"))
+
+    def text(self) -> str:
+        return f"created {self.item_id} in {self.card.item.get('collection')}"
+
+    def next_step(self) -> str | None:
+        if self.card.item.get("collection") != "dataset":
+            return None
+        return (f"%sharinghub publish FOLDER --item {shlex.quote(self.item_id)} "
+                "--version v1.0")
+
+    def _repr_html_(self) -> str:
+        step = self.next_step()
+        lead = f"<p>{esc(self.text())}</p>"
+        if step:
+            lead += f"<p>next: <code>{esc(step)}</code></p>"
+        return f"<div>{lead}{self.card._repr_html_()}</div>"
+
+    def __repr__(self) -> str:
+        step = self.next_step()
+        return "\n".join([self.text(), *([f"next: {step}"] if step else []), "",
+                          repr(self.card)])
+
+
+class Published:
+    """``%sharinghub publish``: the version published (as ``versions`` lists it, with the
+    ``item``)."""
+
+    headers = ("output", "md5", "files", "size")
+
+    def __init__(self, version: dict[str, Any]) -> None:
+        self.version = version
+
+    def outputs(self) -> list[dict[str, Any]]:
+        found = self.version.get("outputs")
+        return [o for o in found if isinstance(o, dict)] if isinstance(found, list) else []
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        return [(o.get("path"), o.get("md5"), _count(o.get("nfiles")), size(o.get("size")))
+                for o in self.outputs()]
+
+    def text(self) -> str:
+        v = self.version
+        out = f"published {v.get('item')} {v.get('rev')}"
+        details = []
+        if v.get("commit"):
+            details.append(f"commit {str(v['commit'])[:10]}")
+        outputs = self.outputs()
+        if outputs:
+            files = sum(_count(o.get("nfiles")) for o in outputs)
+            total = sum(n for o in outputs if isinstance(n := o.get("size"), int | float))
+            details.append(f"{plural(files, 'file')}, {size(total)}")
+        return out + (f" ({'; '.join(details)})" if details else "")
+
+    def _repr_html_(self) -> str:
+        rows = self.rows()
+        return (f"<div><p>{esc(self.text())}</p>"
+                f"{table(self.headers, rows) if rows else ''}</div>")
+
+    def __repr__(self) -> str:
+        rows = self.rows()
+        return self.text() + (f"\n{text_table(self.headers, rows)}" if rows else "")
+
+
+def note(text: str, ok: bool) -> Markup:
+    """A short remark next to a field, green when all is well, red when not."""
+    color = "#1b5e20" if ok else "#b00020"
+    return Markup(f'<span style="color:{color}">{esc(" ".join(str(text).split()))}</span>')
+
+
+def _count(nfiles: Any) -> int:
+    """Files in a DVC output: its ``nfiles`` (a directory), else 1 (a file)."""
+    return nfiles if isinstance(nfiles, int) and not isinstance(nfiles, bool) and nfiles > 0 \
+        else 1
+
+
+class Permission:
+    """Whether the user can publish to an item (the permissions route's answer)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.item_id = answer.get("item")
+        self.allowed = answer.get("can_publish") is True
+        self.reason = " ".join(str(answer.get("reason") or "").split())
+
+    def text(self) -> str:
+        if self.allowed:
+            return f"you can publish to {self.item_id}"
+        return f"cannot publish to {self.item_id}: {self.reason or 'no reason given'}"
+
+    def _repr_html_(self) -> str:
+        return note(self.text(), self.allowed)
+
+    def __repr__(self) -> str:
+        return self.text()
 
 
 class ErrorLine:

@@ -12,7 +12,7 @@ import ipywidgets as w
 
 from .. import api, render
 from ..client import current
-from .common import Status, Worker
+from .common import JobProgress, Status, Worker
 
 PAGE_SIZE = 10
 FOOTPRINT = {"color": "#3388ff", "weight": 2, "fillOpacity": 0.1}
@@ -54,8 +54,7 @@ class ResultCard:
                                     layout=w.Layout(width="auto"))
         self.pull_button = w.Button(description="Pull", icon="download",
                                     layout=w.Layout(width="auto"))
-        self.progress = w.FloatProgress(min=0, max=1, value=0, description="",
-                                        layout=w.Layout(visibility="hidden", width="160px"))
+        self.progress = JobProgress()
         self.path = w.HTML()
         self.detail = w.HTML()
         self.show_button.on_click(lambda _: self.show())
@@ -81,29 +80,13 @@ class ResultCard:
         to = self.panel.pull_to.value.strip() or None
 
         def work() -> None:
-            self.progress.value, self.progress.bar_style = 0, ""
-            self.progress.layout.visibility = "visible"
             self.path.value = ""
-            try:
-                job = api.pull(self.id, to=to, wait=False)
-                where = job.wait(progress=False, on_status=self.update)
-            except Exception:
-                self.progress.bar_style = "danger"
-                raise
-            self.progress.value = self.progress.max
-            self.progress.bar_style = "success"
+            where = self.progress.follow(lambda: api.pull(self.id, to=to, wait=False))
             self.path.value = f"<code>{render.esc(where)}</code>"
             self.panel.status.info(f"pulled {self.id} into {where}")
 
         self.panel.worker.run(work, buttons=[self.pull_button],
                               busy_text=f"pulling {self.id}")
-
-    def update(self, state: dict[str, Any]) -> None:
-        total = state.get("bytes_total") or state.get("files_total")
-        done = state.get("bytes_done") if state.get("bytes_total") else state.get("files_done")
-        if total:
-            self.progress.max = float(total)
-            self.progress.value = float(min(done or 0, total))
 
 
 class SearchPanel:
