@@ -5,7 +5,7 @@ with a hostile README.
 
 One JupyterLab session walks what a user does: open the sidebar, search, open an item,
 insert a snippet into the open notebook, pull a DVC version and see its folder in the
-file browser, open a hostile README (its script and ``onerror`` must not run: checked in
+file browser, publish a new version from it, open a hostile README (its script and ``onerror`` must not run: checked in
 the page), open MLflow from the launcher.  Screenshots of the sidebar and the item view
 go to ``tests/output/labextension/``.
 """
@@ -251,6 +251,30 @@ def test_sidebar_item_view_pull_snippet_and_mlflow(lab: JupyterProcess, page,
     browser.wait_for(state="visible")
     browser.locator(".jp-BreadCrumbs", has_text="sen1floods11-sample").wait_for()
     browser.locator(".jp-DirListing-item", has_text="data").first.wait_for()
+
+    # "Publish a new version" from the pulled working copy: new labels become v1.1 on
+    # GitLab (branch and tag pushed) and the versions list shows it
+    labels = lab.root / "sen1floods11-sample" / "labels"
+    labels.mkdir()
+    (labels / "mask_0.tif").write_bytes(bytes(range(256)) * 8)
+    dataset_tab.click()
+    publish = view.locator(".jp-SharingHub-publish")
+    assert publish.locator(".jp-SharingHub-publishVersion").input_value() == "v1.1"
+    publish.locator(".jp-SharingHub-publishPath").fill("sen1floods11-sample")
+    publish.locator(".jp-SharingHub-publishMessage").fill("hand-drawn masks")
+    publish.locator(".jp-SharingHub-publishButton").click()
+    published = publish.locator(".jp-SharingHub-job")
+    poll(lambda: published.get_attribute("data-state") in ("done", "failed", "cancelled"),
+         "the publish job to end", timeout=120, every=0.2)
+    assert published.get_attribute("data-state") == "done", published.inner_text()
+    view.locator('tr[data-rev="v1.1"]').wait_for()
+    assert publish.locator(".jp-SharingHub-publishVersion").input_value() == "v1.2"
+    # listing the versions again keeps the pull destination as it was
+    assert view.locator(".jp-SharingHub-dest").input_value() == "sen1floods11-sample"
+    tags = subprocess.run(["git", "tag", "-n1"], capture_output=True, text=True, check=True,
+                          cwd=gitlab.git_project_repo(DATASET)).stdout
+    assert re.search(r"^v1\.1\s+hand-drawn masks", tags, re.M), tags
+    page.screenshot(path=str(OUTPUT / "publish.png"))
 
     # a hostile README: its <script> and onerror never run in the page
     _open_sidebar(page)

@@ -52,3 +52,17 @@ export function mlflowRoute(uri: string): string {
   const m = /^models:\/(.+)\/(\d+)$/.exec(uri);
   return m ? `#/models/${encodeURIComponent(m[1])}/versions/${m[2]}` : '#/models';
 }
+
+/**
+ * The name of the version after the newest tag that looks like one (`v1.2` → `v1.3`,
+ * `2.0.9` → `2.0.10`); `v1.0` when there is none.
+ */
+export function nextVersion(tags: string[]): string {
+  for (const tag of tags) {
+    const m = /^(v?)((?:\d+\.)*)(\d+)$/.exec(tag);
+    if (m) {
+      return `${m[1]}${m[2]}${Number(m[3]) + 1}`;
+    }
+  }
+  return 'v1.0';
+}

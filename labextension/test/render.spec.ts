@@ -4,7 +4,7 @@
  */
 import { itemCard } from '../src/components/card';
 import { button, debounce, el, humanSize } from '../src/components/dom';
-import { itemSnippet, linkedItem, itemPath, mlflowRoute, pullSnippet } from '../src/links';
+import { itemSnippet, linkedItem, itemPath, mlflowRoute, nextVersion, pullSnippet } from '../src/links';
 import { excerpt, IStacItem, searchBody, shortDate, statusLine, thumbnail } from '../src/model';
 
 const HOSTILE = '<img src="x" onerror="window.__pwned = 1"><script>window.__pwned = 2</script>';
@@ -179,6 +179,14 @@ describe('formats', () => {
       '%sharinghub pull local/flood --rev v1.1'
     );
     expect(itemSnippet('dataset', 'local/flood')).toBe('%sharinghub pull local/flood');
+  });
+
+  it('nextVersion follows the newest tag that looks like a version', () => {
+    expect(nextVersion(['v1.1', 'v1.0'])).toBe('v1.2');
+    expect(nextVersion(['2.0.9'])).toBe('2.0.10');
+    expect(nextVersion(['latest', 'v3'])).toBe('v4');
+    expect(nextVersion(['release-candidate', 'v0.9'])).toBe('v0.10');
+    expect(nextVersion([])).toBe('v1.0');
   });
 
   it('mlflowRoute points at the registered version', () => {

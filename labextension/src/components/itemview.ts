@@ -7,7 +7,7 @@ import { MimeModel, IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import { IStacItem, IStacLink, shortDate } from '../model';
-import { itemPath, itemSnippet, linkedItem, mlflowRoute, pullSnippet } from '../links';
+import { itemPath, itemSnippet, linkedItem, mlflowRoute, nextVersion, pullSnippet } from '../links';
 import { requestAPI } from '../request';
 import { button, el, humanSize } from './dom';
 import { notifyError } from './sidebar';
@@ -44,6 +44,13 @@ export interface IItemViewHost {
   openMlflow(path?: string): void;
 }
 
+/** `GET sharinghub/api/publish/permissions`: may this server push a new version? */
+export interface IPermissions {
+  item: string;
+  can_publish: boolean;
+  reason: string | null;
+}
+
 const ENDED = new Set(['done', 'failed', 'cancelled']);
 
 export class ItemView extends Widget {
@@ -51,6 +58,8 @@ export class ItemView extends Widget {
   private _dest: HTMLInputElement;
   /** The newest DVC version (the server lists newest first), once loaded. */
   private _latestRev: string | undefined;
+  /** The tags among the versions, newest first (for the next version's name). */
+  private _tags: string[] = [];
 
   constructor(
     readonly collection: string,
@@ -87,6 +96,7 @@ export class ItemView extends Widget {
     this.title.label = p.title || this.title.label;
     const readme = el('div', { class: 'jp-SharingHub-readme' });
     const versions = el('div', { class: 'jp-SharingHub-versions' }, 'Looking for versions…');
+    const publish = el('div', { class: 'jp-SharingHub-publish' });
     this.node.replaceChildren(
       el(
         'header',
@@ -96,6 +106,9 @@ export class ItemView extends Widget {
         button('Insert snippet', () => this._insertCode(this._headerSnippet()), 'jp-SharingHub-snippet')
       ),
       el('section', {}, el('h2', {}, 'Versions'), versions),
+      item.collection === 'dataset'
+        ? el('section', {}, el('h2', {}, 'Publish a new version'), publish)
+        : el('span'),
       this._models(),
       el('section', {}, el('h2', {}, 'README'), readme),
       el('section', {}, el('h2', {}, 'Assets'), this._assets()),
@@ -103,6 +116,61 @@ export class ItemView extends Widget {
       el('section', {}, el('h2', {}, 'Properties'), this._properties())
     );
     await Promise.all([this._renderReadme(readme, p.description ?? ''), this._versions(versions)]);
+    if (item.collection === 'dataset') {
+      await this._publishForm(publish, versions);
+    }
+  }
+
+  /**
+   * "Publish new version" when the server may push to the project: a workspace folder,
+   * the version's name (the next one after the newest tag) and a message; the job's
+   * progress below, the versions listed again once it is done.
+   */
+  private async _publishForm(host: HTMLElement, versions: HTMLElement): Promise<void> {
+    let allowed: IPermissions;
+    try {
+      allowed = await requestAPI<IPermissions>(
+        `sharinghub/api/publish/permissions?item=${encodeURIComponent(this.itemId)}`
+      );
+    } catch (error) {
+      host.replaceChildren(el('p', { class: 'jp-SharingHub-dim' }, `Cannot publish: ${errorLine(error)}`));
+      return;
+    }
+    if (!allowed.can_publish) {
+      host.replaceChildren(
+        el('p', { class: 'jp-SharingHub-dim' }, `Cannot publish: ${allowed.reason ?? 'no push rights'}`)
+      );
+      return;
+    }
+    const input = (cls: string, label: string, value = '', placeholder = '') =>
+      el('input', { class: `${cls} jp-mod-styled`, 'aria-label': label, value, placeholder });
+    const folder = input('jp-SharingHub-publishPath', 'Folder to publish', this._host.currentFolder());
+    const version = input('jp-SharingHub-publishVersion', 'New version', nextVersion(this._tags));
+    const message = input('jp-SharingHub-publishMessage', 'Message', '', 'what changed (optional)');
+    const progress = el('div', { class: 'jp-SharingHub-job' });
+    const go = button('Publish new version', () => {
+      const body = {
+        item: this.itemId,
+        path: folder.value.trim(),
+        version: version.value.trim(),
+        message: message.value.trim() || undefined
+      };
+      void this._runJob('sharinghub/api/publish/dataset', body, progress, async () => {
+        await this._versions(versions);
+        version.value = nextVersion(this._tags);
+      });
+    }, 'jp-SharingHub-publishButton');
+    host.replaceChildren(
+      el(
+        'div',
+        { class: 'jp-SharingHub-publishForm' },
+        el('label', {}, 'Folder ', folder),
+        el('label', {}, 'Version ', version),
+        el('label', {}, 'Message ', message),
+        go
+      ),
+      progress
+    );
   }
 
   /** Untrusted Markdown: the registry's sanitizer strips scripts and handlers. */
@@ -217,18 +285,21 @@ export class ItemView extends Widget {
         )
       ).versions;
     } catch (error) {
-      const line = error instanceof Error ? error.message : String(error);
-      host.replaceChildren(el('p', { class: 'jp-SharingHub-dim' }, `No versions: ${line}`));
+      host.replaceChildren(el('p', { class: 'jp-SharingHub-dim' }, `No versions: ${errorLine(error)}`));
       notifyError(error);
       return;
     }
     if (!versions.length) {
+      this._tags = [];
       host.replaceChildren(el('p', {}, 'No versions.'));
       return;
     }
-    const base = this._host.defaultFolder() || this._host.currentFolder();
-    const name = this.itemId.split('/').pop() ?? 'dataset';
-    this._dest.value = base ? `${base.replace(/\/+$/, '')}/${name}` : name;
+    if (!this._dest.value) {
+      // the first listing proposes a destination; later ones (after a publish) keep the user's
+      const base = this._host.defaultFolder() || this._host.currentFolder();
+      const name = this.itemId.split('/').pop() ?? 'dataset';
+      this._dest.value = base ? `${base.replace(/\/+$/, '')}/${name}` : name;
+    }
     host.replaceChildren(
       el('label', { class: 'jp-SharingHub-destLabel' }, 'Destination ', this._dest),
       el(
@@ -261,6 +332,7 @@ export class ItemView extends Widget {
       )
     );
     this._latestRev = versions[0].rev;
+    this._tags = versions.filter(v => v.kind === 'tag').map(v => v.rev);
   }
 
   /** The header's snippet: track a model; pull a dataset at its newest version once known. */
@@ -274,35 +346,44 @@ export class ItemView extends Widget {
     }
   }
 
-  /** Starts a pull job and follows it with a progress bar until it ends. */
+  /** Pulls `rev` into the destination; the folder opens in the file browser when done. */
   private async _pull(rev: string, host: HTMLElement): Promise<void> {
+    const body = { item: this.itemId, rev, dest: this._dest.value.trim() || undefined };
+    await this._runJob('sharinghub/api/dvc/pull', body, host, job => this._host.openFolder(job.dest));
+  }
+
+  /**
+   * Starts a job (a pull or a publish: both answer `{job}` and are followed at
+   * `api/dvc/jobs/{job}`) and shows its progress bar and a cancel button until it ends.
+   */
+  private async _runJob(
+    route: string,
+    body: Record<string, unknown>,
+    host: HTMLElement,
+    onDone: (job: IJob) => Promise<void>
+  ): Promise<void> {
     let jobId: string;
     try {
-      jobId = (
-        await requestAPI<{ job: string }>('sharinghub/api/dvc/pull', {
-          method: 'POST',
-          body: { item: this.itemId, rev, dest: this._dest.value.trim() || undefined }
-        })
-      ).job;
+      jobId = (await requestAPI<{ job: string }>(route, { method: 'POST', body })).job;
     } catch (error) {
       notifyError(error);
       return;
     }
+    const jobPath = `sharinghub/api/dvc/jobs/${encodeURIComponent(jobId)}`;
     const bar = el('progress', { class: 'jp-SharingHub-progress', max: '1' });
     const text = el('span', { class: 'jp-SharingHub-jobState' }, 'queued');
     let cancelled = false;
     const cancel = button('Cancel', () => {
       cancelled = true;
-      requestAPI(`sharinghub/api/dvc/jobs/${encodeURIComponent(jobId)}`, { method: 'DELETE' }).catch(
-        notifyError
-      );
+      requestAPI(jobPath, { method: 'DELETE' }).catch(notifyError);
     }, 'jp-SharingHub-cancel');
     host.replaceChildren(bar, text, cancel);
     host.dataset.job = jobId;
+    delete host.dataset.state;
     for (;;) {
       let job: IJob;
       try {
-        job = await requestAPI<IJob>(`sharinghub/api/dvc/jobs/${encodeURIComponent(jobId)}`);
+        job = await requestAPI<IJob>(jobPath);
       } catch (error) {
         notifyError(error);
         return;
@@ -314,24 +395,29 @@ export class ItemView extends Widget {
         bar.value = done ?? 0;
       }
       text.textContent = ` ${job.state}${job.files_total ? ` ${job.files_done ?? 0}/${job.files_total} files` : ''}`;
-      host.dataset.state = job.state;
       if (ENDED.has(job.state)) {
         cancel.remove();
         if (job.state === 'done') {
           bar.max = 1;
           bar.value = 1;
-          await this._host.openFolder(job.dest);
+          await onDone(job);
         } else if (job.state === 'failed') {
           text.textContent = ` failed: ${job.error ?? 'unknown error'}`;
-          notifyError(new Error(job.error ?? 'the pull failed'));
+          notifyError(new Error(job.error ?? 'the job failed'));
         } else if (!cancelled) {
           text.textContent = ' cancelled';
         }
+        host.dataset.state = job.state; // set last: tests wait for it, then look at the result
         return;
       }
+      host.dataset.state = job.state;
       await new Promise(resolve => window.setTimeout(resolve, 500));
     }
   }
+}
+
+function errorLine(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** A link that opens in a new tab; only http(s) URLs become links. */
