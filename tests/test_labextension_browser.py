@@ -5,9 +5,10 @@ with a hostile README.
 
 One JupyterLab session walks what a user does: open the sidebar, search, open an item,
 insert a snippet into the open notebook, pull a DVC version and see its folder in the
-file browser, publish a new version from it, open a hostile README (its script and ``onerror`` must not run: checked in
-the page), open MLflow from the launcher.  Screenshots of the sidebar and the item view
-go to ``tests/output/labextension/``.
+file browser, publish a new version from it, open a hostile README (its script and
+``onerror`` must not run: checked in the page), open MLflow from the launcher.
+Screenshots of the sidebar, the item view and the publish form go to
+``tests/output/labextension/``.
 """
 
 from __future__ import annotations

@@ -441,6 +441,15 @@ def test_permissions_of_local_projects(hub):
 
 # --- metadata -------------------------------------------------------------------------------
 
+def test_a_project_made_without_a_description_takes_metadata_edits(hub):
+    item = hub.pub.new_project({"category": "dataset", "name": "bare", "title": "Bare"})
+    assert item["properties"]["description"] == "# Bare"
+    meta = parse_readme((hub.projects / "bare" / "README.md").read_text())[0]
+    edited = hub.pub.update_metadata({"item": item["id"],
+                                      "front_matter": {**meta, "title": "Bare, edited"}})
+    assert edited["properties"]["title"] == "Bare, edited"
+
+
 def test_metadata_edits_are_validated_then_committed(hub):
     new_dataset(hub)
     project = hub.projects / "floods"

@@ -93,7 +93,9 @@ def project_files(category: Category, *, name: str, title: str, description: str
     """Every file of the first commit, by path."""
     meta = front_matter(category, name=name, title=title, description=description,
                         producer=producer, remote=remote, topics=topics)
-    files = {"README.md": readme(meta, description)}
+    # a README body is what a reader sees first, and an empty one is an empty item
+    # description, which a later metadata edit would be refused for
+    files = {"README.md": readme(meta, description or f"# {title}")}
     if is_dataset(category) and remote:
         files.update(dvc_files(remote))
     return files
