@@ -74,28 +74,49 @@ def new_project(api: Api, name: str) -> tuple[str, float, float]:
             return item["id"], t1 - t0, time.perf_counter() - t1
 
 
-def ours(api: Api, root: Path, item: str, args, seed: int) -> tuple[float, float]:
-    """Our publish through the API (the folder becomes a working copy in place); returns the
-    job's time and the time from its end to the version in ``versions``."""
-    folder = root / f"ours-{seed}"
-    make_data(folder, args.files, args.mb * 1_000_000, seed)
-    t0 = time.perf_counter()
-    job_id = api("POST", "publish/dataset", json={"item": item, "path": folder.name,
-                                                  "version": "v1.0"}).json()["job"]
+def wait_job(api: Api, job_id: str) -> dict:
     while True:
         job = api("GET", f"dvc/jobs/{job_id}").json()
         if job["state"] in ("done", "failed", "cancelled"):
-            break
+            if job["state"] != "done":
+                raise RuntimeError(f"{job['kind']} {job['state']}: {job['error']}")
+            return job
         time.sleep(0.02)
+
+
+def same_files(a: Path, b: Path) -> bool:
+    """Every file of ``a`` (hidden ones aside) is in ``b`` with the same bytes."""
+    files = [p for p in a.rglob("*") if p.is_file() and not p.relative_to(a).parts[0]
+             .startswith(".") and p.suffix != ".dvc" and p.name != ".gitignore"]
+    return bool(files) and all((b / p.relative_to(a)).read_bytes() == p.read_bytes()
+                               for p in files)
+
+
+def ours(api: Api, root: Path, item: str, args, seed: int) -> tuple[float, float, float]:
+    """Our publish through the API (the folder becomes a working copy in place); returns the
+    job's time, the time from its end to the version in ``versions``, and the time of a pull
+    of that version into another folder (checked byte for byte)."""
+    folder = root / f"ours-{seed}"
+    make_data(folder, args.files, args.mb * 1_000_000, seed)
+    t0 = time.perf_counter()
+    wait_job(api, api("POST", "publish/dataset", json={"item": item, "path": folder.name,
+                                                       "version": "v1.0"}).json()["job"])
     took = time.perf_counter() - t0
-    if job["state"] != "done":
-        raise RuntimeError(f"publish {job['state']}: {job['error']}")
     t1 = time.perf_counter()
     while not any(v["rev"] == "v1.0" for v in api(
             "GET", "dvc/versions", params={"item": item}).json()["versions"]):
         time.sleep(0.01)
+    seen = time.perf_counter() - t1
+    elsewhere = f"elsewhere-{seed}"
+    t2 = time.perf_counter()
+    wait_job(api, api("POST", "dvc/pull", json={"item": item, "rev": "v1.0",
+                                                "dest": elsewhere}).json()["job"])
+    pulled = time.perf_counter() - t2
+    if not same_files(folder, root / elsewhere):
+        raise RuntimeError("the pulled version differs from what was published")
     shutil.rmtree(folder)
-    return took, time.perf_counter() - t1
+    shutil.rmtree(root / elsewhere)
+    return took, seen, pulled
 
 
 def by_hand(gitlab: GitLabTestServer, s3: SeaweedS3, work: Path, item: str, args,
@@ -146,6 +167,7 @@ def main() -> int:
                 api = Api(server.url, "bench")
                 times: dict[str, list[float]] = {"ours": [], "cli": []}
                 to_versions: list[float] = []
+                pulls: list[float] = []
                 to_search: list[float] = []
                 creating: list[float] = []
                 work = tmp / "work"
@@ -157,8 +179,9 @@ def main() -> int:
                         to_search.append(found)
                         seed = run * 2 + (kind == "ours")
                         if kind == "ours":
-                            took, seen = ours(api, server.root, item, args, seed)
+                            took, seen, pulled = ours(api, server.root, item, args, seed)
                             to_versions.append(seen)
+                            pulls.append(pulled)
                         else:
                             took = by_hand(gitlab, s3, work, item, args, seed, env)
                         times[kind].append(took)
@@ -168,6 +191,8 @@ def main() -> int:
           f"the API {mine:.2f} s, by hand (git clone + dvc add + dvc push + git commit/tag/"
           f"push) {cli:.2f} s, ratio {mine / cli:.2f} (target <= 1.10)")
     print(f"finished publish -> version in versions: max {max(to_versions) * 1000:.0f} ms")
+    print(f"then a pull of it into another folder (same bytes): median "
+          f"{statistics.median(pulls):.2f} s")
     print(f"POST publish/new (GitLab project, first push, index): median "
           f"{statistics.median(creating) * 1000:.0f} ms; its answer -> project in search: "
           f"max {max(to_search) * 1000:.0f} ms")
