@@ -10,11 +10,17 @@ fi
 extra=${1:-}
 spec="."
 [ -n "$extra" ] && spec=".[${extra}]"
-# pip prints many harmless "Location ... is ignored" lines on some mirrors: keep logs readable
-.venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
-[ -f sharinghub_lab/labextension/package.json ] \
-  || echo "building the JupyterLab extension (Node 20 + npm; a few minutes the first time)"
-.venv/bin/python -m pip install --quiet -e "$spec" 2>&1 | grep -v "is ignored" || true
+# installed once per set of extras, again only when pyproject.toml changes (the install is
+# editable: code changes need none), so a second `make demo` starts in seconds
+stamp=".venv/.installed-${extra:-base}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+   || [ ! -f sharinghub_lab/labextension/package.json ]; then
+  # pip prints many harmless "Location ... is ignored" lines on some mirrors: keep logs readable
+  .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "is ignored" || true
+  [ -f sharinghub_lab/labextension/package.json ] \
+    || echo "building the JupyterLab extension (Node 20 + npm; a few minutes the first time)"
+  .venv/bin/python -m pip install --quiet -e "$spec" 2>&1 | grep -v "is ignored" || true
+fi
 # an editable install does not copy the frontend: JupyterLab finds it through a link to
 # its build (rebuild with `jlpm build` in labextension/, then reload the page)
 ext=.venv/share/jupyter/labextensions/sharinghub-lab
@@ -26,4 +32,5 @@ else
   echo "the JupyterLab extension did not build (see labextension/build.log)" >&2; exit 1
 fi
 .venv/bin/python -c "import sharinghub_server, sharinghub_lab" \
-  || { echo "installation failed" >&2; exit 1; }
+  || { rm -f "$stamp"; echo "installation failed" >&2; exit 1; }
+touch "$stamp"

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 #: public name -> the module that defines it
 _EXPORTS = {
     "connect": "client", "SharingHubError": "errors",
-    "search": "api", "item": "api", "versions": "api", "pull": "api", "PullJob": "api",
+    "search": "api", "item": "api", "download": "api", "versions": "api", "pull": "api",
+    "PullJob": "api",
     "track": "api", "runs": "api", "register_model": "api", "index": "api", "crawl": "api",
     "mlflow_client": "api", "new_project": "api", "publish": "api", "PublishJob": "api",
     "edit_metadata": "api", "publish_permissions": "api",

@@ -134,14 +134,14 @@ def search(text: str | Sequence[str] | None = None, *,
     ``collections``, ``bbox`` (W,S,E,N), ``intersects`` (GeoJSON), ``datetime`` (instant or
     ``start/end``, ``..`` open), ``filter`` (CQL2 text or JSON), ``sortby`` (``"-datetime"``),
     ``limit`` per page; at most ``max_items`` (None: all)."""
-    import pystac
+    from .stacio import item as stac_item
 
     if limit is None:  # pages as large as what is asked for: fewer round trips
         limit = min(max_items, PAGE) if max_items else PAGE
     body = search_body(text, collections=collections, bbox=bbox, intersects=intersects,
                        datetime=datetime, filter=filter, sortby=sortby, limit=limit)
     found, _ = features(body, max_items)
-    return [pystac.Item.from_dict(f) for f in found]
+    return [stac_item(f) for f in found]
 
 
 def item_dict(item_id: str) -> dict[str, Any]:
@@ -154,9 +154,9 @@ def item_dict(item_id: str) -> dict[str, Any]:
 
 def item(item_id: str) -> pystac.Item:
     """One item, by id (``group/project``)."""
-    import pystac
+    from .stacio import item as stac_item
 
-    return pystac.Item.from_dict(item_dict(item_id))
+    return stac_item(item_dict(item_id))
 
 
 def item_card(item_id: str, served: dict[str, Any] | None = None) -> ItemCard:
@@ -172,6 +172,35 @@ def item_card(item_id: str, served: dict[str, Any] | None = None) -> ItemCard:
         with contextlib.suppress(SharingHubError):
             found = versions(item_id)
     return ItemCard(data, found)
+
+
+def download(item_id: str, asset: str, to: str | os.PathLike[str] = ".") -> Path:
+    """Download the item's ``asset`` (its key) into the folder ``to`` (relative to the
+    working directory); returns the file. Files of projects and MLflow artifacts come
+    through the Jupyter server; a ``file://`` href is copied. DVC data is pulled with
+    :func:`pull` instead."""
+    import shutil
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    data = item_dict(item_id)
+    found = (data.get("assets") or {}).get(asset)
+    if not found or not found.get("href"):
+        keys = ", ".join(sorted(data.get("assets") or {})) or "none"
+        raise SharingHubError(f"{item_id} has no asset {asset!r} (its assets: {keys})")
+    href = urljoin(current().url, found["href"])
+    parts = urlsplit(href)
+    name = Path(unquote(parts.path)).name or asset
+    target = Path(to) / name
+    if parts.scheme == "file":
+        source = Path(unquote(parts.path))
+        if not source.is_file():
+            raise SharingHubError(f"{href} is not a file on this machine")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target
+    if parts.scheme not in ("http", "https"):
+        raise SharingHubError(f"{asset} is at {parts.scheme}:// (DVC data: use sh.pull)")
+    return current().download(href, target)
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -350,10 +379,10 @@ def new_project(category: str, name: str, *, namespace: str | None = None,
     ``namespace``, on GitLab) with a README template filled with ``title`` and
     ``description`` (DVC set up for datasets); the server indexes it at once. Returns its
     item."""
-    import pystac
+    from .stacio import item as stac_item
 
-    return pystac.Item.from_dict(new_project_dict(category, name, namespace=namespace,
-                                                  title=title, description=description))
+    return stac_item(new_project_dict(category, name, namespace=namespace, title=title,
+                                      description=description))
 
 
 def publish(path: str | os.PathLike[str], item: str, version: str, *,
@@ -378,11 +407,11 @@ def edit_metadata(item: str, front_matter: dict[str, Any]) -> pystac.Item:
     """Replace the item's README front matter with ``front_matter``: validated by the
     server (the resulting item must be valid STAC) before it is committed and pushed.
     Returns the item as it is now."""
-    import pystac
+    from .stacio import item as stac_item
 
     if not isinstance(front_matter, dict):
         raise SharingHubError("front_matter must be a dict (the README's YAML front matter)")
-    return pystac.Item.from_dict(current().request(
+    return stac_item(current().request(
         "PATCH", "publish/metadata", json_body={"item": item, "front_matter": front_matter}))
 
 
@@ -480,6 +509,24 @@ def model_links(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [lk for lk in data.get("links") or [] if lk.get("rel") == "mlflow:model"]
 
 
+def _model_uri(client: MlflowClient, run_id: str, artifact_path: str) -> str:
+    """What to register: ``runs:/<run>/<path>`` names run artifacts, but MLflow 3 keeps a
+    model logged with ``name=`` apart, as a logged model (``models:/<id>``), and registering
+    the runs:/ URI of one works with a warning. The logged model's own URI, when there is
+    one."""
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException, AttributeError):
+        run = client.get_run(run_id)
+        found = client.search_logged_models(
+            experiment_ids=[run.info.experiment_id],
+            filter_string=f"source_run_id = '{run_id}' AND name = '{artifact_path}'",
+            max_results=1)
+        if found:
+            return f"models:/{found[0].model_id}"
+    return f"runs:/{run_id}/{artifact_path}"
+
+
 def register_model(run_id: str, name: str, *, item: str, artifact_path: str = "model",
                    timeout: float = 60) -> ModelVersion:
     """Register ``runs:/<run_id>/<artifact_path>`` as model ``name`` of ``item`` (tag
@@ -490,7 +537,8 @@ def register_model(run_id: str, name: str, *, item: str, artifact_path: str = "m
     uri, _ = tracking_link(item)
     mlflow = _mlflow_at(uri)
     try:
-        version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name,
+        version = mlflow.register_model(_model_uri(mlflow.MlflowClient(), run_id,
+                                                   artifact_path), name,
                                         tags={ITEM_TAG: item})
         mlflow.MlflowClient().set_registered_model_tag(name, ITEM_TAG, item)
     except MlflowException as exc:

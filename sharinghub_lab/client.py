@@ -82,6 +82,30 @@ class Client:
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
 
+    def download(self, href: str, target: Path, chunk: int = 1 << 20) -> Path:
+        """Stream ``href`` into the file ``target`` (written beside it, then renamed: a
+        failed download leaves nothing). The token goes only to this server's origin."""
+        from urllib.parse import urlsplit
+
+        same_origin = urlsplit(href)[:2] == urlsplit(self.url)[:2]
+        partial = target.with_name(f".{target.name}.part")
+        try:
+            get = self.session.get if same_origin else requests.get
+            with get(href, stream=True, timeout=TIMEOUT) as response:
+                if response.status_code >= 400:
+                    raise SharingHubError(_http_error(response, self.url),
+                                          response.status_code)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(partial, "wb") as out:
+                    for block in response.iter_content(chunk):
+                        out.write(block)
+            os.replace(partial, target)
+        except requests.RequestException as exc:
+            raise SharingHubError(f"cannot download {href}: {first_line(exc)}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
     def check(self) -> Client:
         """The server answers and runs the extension (its STAC landing page)."""
         try:

@@ -144,6 +144,22 @@ def test_item_and_an_unknown_item(connected):
         sh.item("no/such")
 
 
+def test_download_an_asset_and_follow_the_items_links(connected, tmp_path):
+    """Project files come through the server with its token; a pystac item's links resolve
+    through it too (its collection, its root), which plain pystac could not do."""
+    path = sh.download(MODEL, "flood-unet.onnx", to=tmp_path / "models")
+    assert path == tmp_path / "models" / "flood-unet.onnx"
+    assert path.read_bytes() == b"\x08\x07onnx-demo-weights"
+    assert [p.name for p in path.parent.iterdir()] == ["flood-unet.onnx"]  # no partial file
+    item = sh.item(MODEL)
+    assert item.get_collection().id == "ai-model"
+    assert all(link.get_href().startswith(connected.url) for link in item.links
+               if link.rel in ("self", "root", "collection", "parent"))
+    with pytest.raises(sh.SharingHubError, match=r"has no asset 'nope' \(its assets: .*"
+                                                 r"flood-unet.onnx"):
+        sh.download(MODEL, "nope", to=tmp_path)
+
+
 # --- datasets --------------------------------------------------------------------------------
 
 def test_versions(connected, site):

@@ -78,7 +78,8 @@ def _index(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(port=args.port, open_browser=not args.no_browser, folder=args.dir)
+    return run_demo(port=args.port, open_browser=not args.no_browser, folder=args.dir,
+                    prepare_only=args.prepare_only)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -99,10 +100,14 @@ def parser() -> argparse.ArgumentParser:
     idx.add_argument("--quiet", action="store_true", help="no progress bar")
     idx.set_defaults(func=_index)
 
-    demo = sub.add_parser("demo", help="start JupyterLab on the embedded default with examples")
-    demo.add_argument("--port", type=int, default=8888)
-    demo.add_argument("--no-browser", action="store_true")
+    demo = sub.add_parser("demo", help="the flood-detection scenario: JupyterLab on the "
+                                       "embedded default, with example projects and notebooks")
+    demo.add_argument("--port", type=int, default=None,
+                      help="JupyterLab's port (default: 8888, or the next free one)")
+    demo.add_argument("--no-browser", action="store_true", help="print the URL, open nothing")
     demo.add_argument("--dir", default=None, help="workspace folder (default: ./sharinghub-demo)")
+    demo.add_argument("--prepare-only", action="store_true",
+                      help="make the workspace and its index, start nothing (Binder's start)")
     demo.set_defaults(func=_demo)
     return p
 

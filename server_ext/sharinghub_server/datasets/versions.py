@@ -3,6 +3,7 @@ its pointer files declare, newest first."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -29,7 +30,8 @@ class VersionReader:
             outputs = self._outputs(source, record, ref.commit)
             versions.append({"rev": ref.rev, "kind": ref.kind, "commit": ref.commit,
                              "date": _iso(ref.date), "outputs": outputs})
-        versions.sort(key=lambda v: (v["date"] or "", v["kind"] == "branch"), reverse=True)
+        versions.sort(key=lambda v: (v["date"] or "", v["kind"] == "branch",
+                                     _natural(v["rev"])), reverse=True)
         return versions
 
     def _outputs(self, source: Any, record: ProjectRecord, commit: str) -> list[dict[str, Any]]:
@@ -46,6 +48,12 @@ class VersionReader:
             while len(self._cache) > self._max:
                 self._cache.popitem(last=False)
         return found
+
+
+def _natural(rev: str) -> tuple[tuple[int, int | str], ...]:
+    """``v1.10`` after ``v1.9``: tags made in the same second are ordered as versions."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part)
+                 for part in re.split(r"(\d+)", rev) if part)
 
 
 def _iso(value: str | None) -> str | None:
