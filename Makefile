@@ -16,3 +16,4 @@ bench:  ## run the benchmarks (see benchmarks/README.md)
 	.venv/bin/python benchmarks/notebook.py
 	.venv/bin/python benchmarks/sidebar.py
 	.venv/bin/python benchmarks/publish.py
+	.venv/bin/python benchmarks/demo.py

@@ -79,3 +79,27 @@ def test_usage_errors():
     result = run_cli("index")
     assert result.returncode == 2
     assert "--gitlab-url URL or --local DIR" in result.stderr
+
+
+def test_index_prints_a_total_and_refuses_a_folder_without_projects(tmp_path):
+    from sharinghub_server.examples import make_examples
+
+    projects, _ = make_examples(tmp_path / "demo")
+    index = tmp_path / "i.sqlite"
+    result = run_cli("index", "--local", str(projects), "--index", f"sqlite://{index}",
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "  total: 2 items" in result.stdout.splitlines()
+
+    # the parent of the projects folder: one line saying so, pointing at it; no index made
+    parent = projects.parent
+    result = run_cli("index", "--local", str(parent), "--index",
+                     f"sqlite://{tmp_path / 'other.sqlite'}", "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: --local {parent}: no project found there (a project is a subfolder with a "
+        f"README.md); did you mean --local {projects}?")
+    assert not (tmp_path / "other.sqlite").exists()
+    missing = run_cli("index", "--local", str(tmp_path / "nope"), "--quiet")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"error: --local {tmp_path / 'nope'}: no such folder"

@@ -29,6 +29,11 @@ def _index(args: argparse.Namespace) -> int:
     from .sources.gitlab import GitLabSource
     from .sources.local import LocalSource
 
+    for folder in args.local or []:
+        problem = _local_folder_problem(Path(folder).expanduser())
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     sources: list = []
     if args.gitlab_url:
         sources.append(GitLabSource(args.gitlab_url, args.token or gitlab_token_from_env(),
@@ -61,8 +66,8 @@ def _index(args: argparse.Namespace) -> int:
     print(f"index: {index_url}")
     for cid, count in sorted(status.items.items()):
         print(f"  {cid}: {count} item{'s' if count != 1 else ''}")
-    if not status.items:
-        print("  no items")
+    total = sum(status.items.values())
+    print(f"  total: {total} item{'s' if total != 1 else ''}" if status.items else "  no items")
     for report in status.sources:
         line = (f"{report.source}: {report.listed} listed, {report.fetched} fetched, "
                 f"{report.unchanged} unchanged, {report.deleted} removed")
@@ -73,6 +78,22 @@ def _index(args: argparse.Namespace) -> int:
         for e in project_errors:
             print(f"  {e.project}: {e.message}")
     return 0 if status.ok else 1
+
+
+def _local_folder_problem(folder: Path) -> str | None:
+    """Why ``--local folder`` would index nothing, in one line (None: it holds projects)."""
+    from .sources.local import folders_with_projects, project_dirs
+
+    if not folder.is_dir():
+        return f"--local {folder}: no such folder"
+    if project_dirs(folder):
+        return None
+    hint = ""
+    deeper = folders_with_projects(folder)
+    if deeper:
+        hint = "; did you mean " + " or ".join(f"--local {d}" for d in deeper[:3]) + "?"
+    return (f"--local {folder}: no project found there (a project is a subfolder with a "
+            f"README.md){hint}")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -48,6 +48,32 @@ def _git(repo: Path, *args: str) -> str | None:
     return out.stdout.strip()
 
 
+def project_dirs(folder: Path) -> list[tuple[Path, str]]:
+    """The projects of ``folder``: its subfolders (not hidden) with a README, and the
+    README's name."""
+    found = []
+    for sub in sorted(folder.iterdir()):
+        if sub.is_dir() and not sub.name.startswith("."):
+            readme = next((n for n in _README_NAMES if (sub / n).is_file()), None)
+            if readme:
+                found.append((sub, readme))
+    return found
+
+
+def folders_with_projects(folder: Path, depth: int = 3) -> list[Path]:
+    """Folders below ``folder`` (at most ``depth`` levels, hidden ones skipped) that hold
+    projects: what a user who pointed at ``folder`` probably meant."""
+    found, level = [], [folder]
+    for _ in range(depth):
+        level = [sub for parent in level for sub in sorted(parent.iterdir())
+                 if sub.is_dir() and not sub.name.startswith(".") and sub.name not in
+                 _SKIP_DIRS]
+        found += [sub for sub in level if project_dirs(sub)]
+        if found:
+            return found
+    return found
+
+
 class LocalSource:
     def __init__(self, folder: str | os.PathLike[str], *, workers: int = 4) -> None:
         self.folder = Path(folder).expanduser().resolve()
@@ -60,13 +86,7 @@ class LocalSource:
     def _projects(self) -> list[tuple[Path, str]]:
         if not self.folder.is_dir():
             raise SourceError(f"local projects folder {self.folder} does not exist")
-        found = []
-        for sub in sorted(self.folder.iterdir()):
-            if sub.is_dir() and not sub.name.startswith("."):
-                readme = next((n for n in _README_NAMES if (sub / n).is_file()), None)
-                if readme:
-                    found.append((sub, readme))
-        return found
+        return project_dirs(self.folder)
 
     def list_projects(self, topics: list[str]) -> list[ProjectRecord]:
         wanted = set(topics)
