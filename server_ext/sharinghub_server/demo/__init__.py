@@ -82,16 +82,20 @@ def lab_environment(ws: Workspace, token: str) -> dict[str, str]:
 
 def run_demo(*, port: int | None, open_browser: bool, folder: str | None,
              prepare_only: bool = False) -> int:
-    root = Path(folder or "sharinghub-demo")
     chosen = None if prepare_only else choose_port(port)
 
     def say(line: str) -> None:
         print(f"sharinghub-lab demo: {line}", flush=True)
 
-    ws = prepare(root, say)
-    counts = index(ws)
-    say(f"{ws.root}: " + ", ".join(f"{n} {cid}" for cid, n in sorted(counts.items()))
-        + f" indexed; DVC remote {ws.remote}")
+    ws = Workspace(Path(folder or "sharinghub-demo").expanduser().resolve())
+    indexed = ws.index_path.exists()
+    prepare(ws.root, say)
+    if indexed and not prepare_only:  # JupyterLab's start-up crawl updates it, meanwhile
+        say(f"{ws.root}: reusing the workspace and its index")
+    else:
+        counts = index(ws)
+        say(f"{ws.root}: " + ", ".join(f"{n} {cid}" for cid, n in sorted(counts.items()))
+            + f" indexed; DVC remote {ws.remote}")
     if prepare_only:
         say(f"Jupyter settings in {ws.config_dir} (put it first on JUPYTER_CONFIG_PATH)")
         return 0

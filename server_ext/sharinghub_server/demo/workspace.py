@@ -60,8 +60,12 @@ class Workspace:
         return self.state / "jupyter"
 
     @property
+    def index_path(self) -> Path:
+        return self.state / "index.sqlite"
+
+    @property
     def index_url(self) -> str:
-        return f"sqlite://{self.state / 'index.sqlite'}"
+        return f"sqlite://{self.index_path}"
 
     def settings(self) -> dict[str, object]:
         """``c.SharingHub`` for this workspace: everything inside it."""
