@@ -5,7 +5,10 @@ tornado application in a background thread (with its own asyncio loop) that answ
 of ``/api/v4`` the catalog uses with GitLab's JSON shapes, offset pagination headers and
 ``Link`` header, token authentication and visibility rules.  It also records every request,
 injects latency (without blocking, so concurrent clients overlap) and injects faults (random
-with a seeded RNG, or forced with :meth:`GitLabTestServer.fail_next`).
+with a seeded RNG, or forced with :meth:`GitLabTestServer.fail_next`): HTTP errors, and the
+faults a network gives (:data:`DROP`, :data:`TIMEOUT`, :data:`TRUNCATE`); limits the request
+rate as GitLab does (``rate_limit``: 429 with ``Retry-After``); and can hold requests until a
+test releases them (:meth:`GitLabTestServer.hold`), to stop a client at a chosen point.
 
 A project can also be backed by a real git repository (:meth:`GitLabTestServer.add_git_project`):
 the server then reads the repository API (tree, files, tags, branches, commits...) from it and
@@ -56,10 +59,15 @@ from tests.support.threaded import ThreadedServer
 
 __all__ = [
     "CATEGORY_TOPICS",
+    "CONNECTION_FAULTS",
+    "DROP",
     "LICENSES",
+    "TIMEOUT",
+    "TRUNCATE",
     "FakeProject",
     "FaultRule",
     "GitLabTestServer",
+    "Hold",
     "RequestRecord",
     "StreamedFile",
     "make_synthetic_projects",
@@ -127,6 +135,17 @@ LICENSES: dict[str, dict[str, Any]] = {
 #: SPDX identifiers of the license keys above (what a README's ``license:`` would say).
 _SPDX = {"mit": "MIT", "apache-2.0": "Apache-2.0", "gpl-3.0": "GPL-3.0-only",
          "bsd-3-clause": "BSD-3-Clause", "cc-by-4.0": "CC-BY-4.0"}
+
+#: fault kinds that are no HTTP answer, usable wherever a fault status is (``fault_statuses``,
+#: :meth:`GitLabTestServer.fail_next`): the connection is closed without an answer
+DROP = "drop"
+#: no answer for ``fault_hang`` seconds, then the connection is closed (a client with a
+#: shorter timeout sees a timeout)
+TIMEOUT = "timeout"
+#: the real answer's headers (with its full ``Content-Length``) and half its body, then the
+#: connection is closed (a body cut short, as a proxy or a reset connection leaves it)
+TRUNCATE = "truncate"
+CONNECTION_FAULTS = (DROP, TIMEOUT, TRUNCATE)
 
 _FAULT_BODIES: dict[int, tuple[str, bytes]] = {
     500: ("application/json", b'{"message":"500 Internal Server Error"}'),
@@ -320,7 +339,8 @@ class RequestRecord:
     ``version``, ``namespace``, ``git`` (smart HTTP: ``/<path>.git/info/refs``,
     ``/git-upload-pack``, ``/git-receive-pack``) or ``unknown``); a write keeps the endpoint
     name (``POST /projects`` is ``projects``); ``project`` is the id of the project the path
-    names, when it exists; ``status`` is set once answered; ``faulted`` tells an injected fault.
+    names, when it exists; ``status`` is set once answered; ``faulted`` tells an injected fault
+    (``fault`` says which).
     """
 
     method: str
@@ -332,6 +352,12 @@ class RequestRecord:
     status: int | None = None
     faulted: bool = False
     received: float = 0.0
+    #: the injected fault's kind: its status as text (``"500"``, ``"429"``), ``"rate-limit"``
+    #: for a 429 of ``rate_limit``, or one of :data:`CONNECTION_FAULTS` (``status`` then stays
+    #: ``None``, except for :data:`TRUNCATE`, whose status line was sent)
+    fault: str | None = None
+    #: whether a :meth:`GitLabTestServer.hold` held the request
+    held: bool = False
 
 
 Matcher = str | Callable[[RequestRecord], bool] | None
@@ -339,14 +365,36 @@ Matcher = str | Callable[[RequestRecord], bool] | None
 
 @dataclass
 class FaultRule:
-    """A forced failure: the next ``times`` requests matching ``match`` answer ``status``."""
+    """A forced failure: the next ``times`` requests matching ``match`` answer ``status``
+    (or get one of :data:`CONNECTION_FAULTS`)."""
 
     match: Matcher
-    status: int
+    status: int | str
     times: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None
     hits: int = 0
+
+
+class Hold:
+    """Requests held by :meth:`GitLabTestServer.hold`: they wait (after being logged, before
+    latency and faults) until :meth:`release`, or until the server stops."""
+
+    def __init__(self, match: Matcher, times: int | None) -> None:
+        self.match = match
+        self.times = times
+        #: requests held so far, and how many of them are waiting now
+        self.held = 0
+        self.waiting = 0
+        self._released = threading.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let the held requests (and later matching ones) go on."""
+        self._released.set()
 
 
 def _matches(match: Matcher, record: RequestRecord) -> bool:
@@ -501,6 +549,8 @@ class _Resp:
     content_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     stream: StreamedFile | None = None
+    #: one of CONNECTION_FAULTS: no (whole) answer
+    fault: str | None = None
 
 
 class _ApiError(Exception):
@@ -897,7 +947,12 @@ class GitLabTestServer(ThreadedServer):
     sees public ones, an unknown token gets 401 everywhere.  ``latency`` (seconds, settable)
     is awaited before each answer.  With probability ``fault_rate`` (settable) a request
     answers one of ``fault_statuses`` (429 with ``Retry-After: retry_after``), drawn from a
-    RNG seeded with ``fault_seed``; ``fault_filter`` limits which requests may fault.  When
+    RNG seeded with ``fault_seed``; ``fault_filter`` limits which requests may fault.
+    ``fault_statuses`` (and :meth:`fail_next`) may also name :data:`DROP`, :data:`TIMEOUT`
+    (no answer for ``fault_hang`` seconds, then a drop) and :data:`TRUNCATE`; repeat an entry
+    to weigh it.  ``rate_limit`` (settable) ``(n, seconds)`` answers 429 with ``Retry-After``
+    (the seconds left in the window, rounded up) and GitLab's ``RateLimit-*`` headers to the
+    requests past the ``n``-th of each fixed window of ``seconds``.  When
     ``anonymous_simple`` is true, unauthenticated ``GET /projects`` answers the simple
     representation, as GitLab does.  The projects given are copied: use :meth:`project` and
     the mutation helpers to read and change the server's state.
@@ -938,10 +993,12 @@ class GitLabTestServer(ThreadedServer):
         fault_seed: int = 0,
         retry_after: int = 0,
         *,
-        fault_statuses: Sequence[int] = (500, 502, 503, 429),
+        fault_statuses: Sequence[int | str] = (500, 502, 503, 429),
         fault_filter: Callable[[RequestRecord], bool] | None = None,
         anonymous_simple: bool = True,
         readers: Iterable[str] = (),
+        fault_hang: float = 5.0,
+        rate_limit: tuple[int, float] | None = None,
     ) -> None:
         super().__init__()
         self.tokens: dict[str, str] = dict({"secret-token": "user"} if tokens is None else tokens)
@@ -952,6 +1009,12 @@ class GitLabTestServer(ThreadedServer):
         self.retry_after = retry_after
         self.fault_statuses = tuple(fault_statuses)
         self.fault_filter = fault_filter
+        #: seconds a TIMEOUT fault keeps the client waiting before it drops the connection
+        self.fault_hang = fault_hang
+        #: ``(n, seconds)``: at most ``n`` requests answered per window of ``seconds``
+        self.rate_limit = rate_limit
+        self._window: tuple[float, int] = (0.0, 0)  # (start, requests counted in it)
+        self._holds: list[Hold] = []
         self.anonymous_simple = anonymous_simple
         #: tracebacks of unexpected exceptions raised while answering (should stay empty)
         self.errors: list[str] = []
@@ -1031,11 +1094,12 @@ class GitLabTestServer(ThreadedServer):
 
     # ---- faults ----------------------------------------------------------------------------
 
-    def fail_next(self, match: Matcher, status: int = 500, *, times: int = 1,
+    def fail_next(self, match: Matcher, status: int | str = 500, *, times: int = 1,
                   headers: Mapping[str, str] | None = None,
                   body: bytes | str | None = None) -> FaultRule:
         """Make the next ``times`` requests matching ``match`` (as in :meth:`count`) answer
-        ``status``; rules apply in the order added, before random faults."""
+        ``status`` (or get one of :data:`CONNECTION_FAULTS`); rules apply in the order
+        added, before random faults."""
         rule = FaultRule(match, status, times, dict(headers or {}),
                          None if body is None else _to_bytes(body))
         with self._lock:
@@ -1047,6 +1111,95 @@ class GitLabTestServer(ThreadedServer):
         with self._lock:
             self._rules.clear()
 
+    def hold(self, match: Matcher = None, *, times: int | None = None) -> Hold:
+        """Hold the requests matching ``match`` (as in :meth:`count`; the first ``times`` of
+        them, or all) until the returned :class:`Hold` is released: a test polls
+        ``hold.waiting`` to know its client reached that point, then acts (kills it)."""
+        hold = Hold(match, times)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def release_all(self) -> None:
+        """Release every hold."""
+        with self._lock:
+            holds, self._holds = self._holds, []
+        for hold in holds:
+            hold.release()
+
+    def _hold_for(self, record: RequestRecord) -> Hold | None:
+        with self._lock:
+            for hold in self._holds:
+                if (not hold.released and (hold.times is None or hold.held < hold.times)
+                        and _matches(hold.match, record)):
+                    hold.held += 1
+                    hold.waiting += 1
+                    record.held = True
+                    return hold
+        return None
+
+    async def _wait_hold(self, hold: Hold) -> None:
+        try:
+            while not hold.released and not self._stopped():
+                await asyncio.sleep(0.005)
+        finally:
+            with self._lock:
+                hold.waiting -= 1
+
+    def _stopped(self) -> bool:
+        stopping = self._stopping
+        return stopping is None or stopping.is_set()
+
+    def _rate_limited(self, record: RequestRecord) -> _Resp | None:
+        """GitLab's throttle: a 429 past ``n`` requests in the current window."""
+        limit = self.rate_limit
+        if limit is None:
+            return None
+        n, seconds = limit
+        with self._lock:
+            now = time.monotonic()
+            start, used = self._window
+            if now - start >= seconds:
+                start, used = now, 0
+            used += 1
+            self._window = (start, used)
+            if used <= n:
+                return None
+            wait = max(1, math.ceil(start + seconds - now))
+        record.fault = "rate-limit"
+        reset = int(time.time()) + wait
+        return _Resp(429, _FAULT_BODIES[429][1], _FAULT_BODIES[429][0], {
+            "Retry-After": str(wait),
+            "RateLimit-Name": "throttle_authenticated_api",
+            "RateLimit-Limit": str(n),
+            "RateLimit-Observed": str(used),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(reset),
+            "RateLimit-ResetTime": formatdate(reset, usegmt=True),
+        })
+
+    async def _connection_fault(self, handler: tornado.web.RequestHandler,
+                                resp: _Resp) -> None:
+        """Answer with a fault of the network: hang, cut the body short, or drop."""
+        if resp.fault == TIMEOUT:
+            deadline = time.monotonic() + self.fault_hang
+            while time.monotonic() < deadline and not self._stopped():
+                await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+        if resp.fault == TRUNCATE and resp.stream is None:
+            body = resp.body
+            handler.set_status(resp.status)
+            if resp.content_type:
+                handler.set_header("Content-Type", resp.content_type)
+            for name, value in resp.headers.items():
+                handler.set_header(name, value)
+            handler.set_header("Content-Length", str(len(body)))
+            handler.write(body[: len(body) // 2])
+            with contextlib.suppress(tornado.iostream.StreamClosedError):
+                await handler.flush()
+        handler._finished = True  # tornado must not answer on a connection we drop
+        with contextlib.suppress(Exception):
+            handler.request.connection.close()
+
     def _fault_for(self, record: RequestRecord) -> _Resp | None:
         with self._lock:
             for rule in self._rules:
@@ -1054,6 +1207,7 @@ class GitLabTestServer(ThreadedServer):
                     rule.hits += 1
                     if rule.hits >= rule.times:
                         self._rules.remove(rule)
+                    record.fault = str(rule.status)
                     return self._fault_response(rule.status, rule.headers, rule.body)
             if self.fault_rate <= 0 or not self.fault_statuses:
                 return None
@@ -1062,10 +1216,16 @@ class GitLabTestServer(ThreadedServer):
             if self._rng.random() >= self.fault_rate:
                 return None
             status = self._rng.choice(self.fault_statuses)
+        record.fault = str(status)
         return self._fault_response(status, {}, None)
 
-    def _fault_response(self, status: int, headers: Mapping[str, str],
+    def _fault_response(self, status: int | str, headers: Mapping[str, str],
                         body: bytes | None) -> _Resp:
+        if isinstance(status, str):
+            if status not in CONNECTION_FAULTS:
+                raise ValueError(f"unknown fault {status!r}: a status or one of "
+                                 f"{CONNECTION_FAULTS}")
+            return _Resp(0, b"", None, fault=status)
         ctype, default = _FAULT_BODIES.get(
             status, ("application/json", json.dumps({"message": f"{status} Error"}).encode()))
         extra: dict[str, str] = {}
@@ -1445,15 +1605,26 @@ class GitLabTestServer(ThreadedServer):
                     record.project = self.project(unquote(groups["pid"])).id
             self._log.append(record)
         try:
+            hold = self._hold_for(record)
+            if hold is not None:
+                await self._wait_hold(hold)
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
-            resp = self._fault_for(record)
+            resp = self._rate_limited(record) or self._fault_for(record)
             record.faulted = resp is not None
+            if resp is not None and resp.fault == TRUNCATE:
+                real = self._answer(handler, record, groups, token)
+                resp = replace(real, fault=TRUNCATE)
             if resp is None:
                 resp = self._answer(handler, record, groups, token)
         except Exception:
             self.errors.append(traceback.format_exc())
             resp = _json({"message": "500 Internal Server Error"}, 500)
+        if resp.fault is not None:
+            if resp.fault == TRUNCATE:
+                record.status = resp.status
+            await self._connection_fault(handler, resp)
+            return
         record.status = resp.status
         handler.set_status(resp.status)
         if resp.content_type:
@@ -1543,11 +1714,18 @@ class GitLabTestServer(ThreadedServer):
                 record.project = self.project(key).id
             self._log.append(record)
         try:
+            hold = self._hold_for(record)
+            if hold is not None:
+                await self._wait_hold(hold)
             if self.latency > 0:
                 await asyncio.sleep(self.latency)
-            fault = self._fault_for(record)
+            fault = self._rate_limited(record) or self._fault_for(record)
             if fault is not None:
                 record.faulted = True
+                if fault.fault is not None:  # (a git answer is not cut short: dropped)
+                    await self._connection_fault(handler, replace(fault, fault=(
+                        DROP if fault.fault == TRUNCATE else fault.fault)))
+                    return
                 self._git_reply(handler, fault.status, fault.body, fault.content_type,
                                 fault.headers)
                 return

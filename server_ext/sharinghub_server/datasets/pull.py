@@ -2,7 +2,11 @@
 then ``dvc pull`` its data, reporting files and bytes as they land in the DVC cache.
 
 On failure or cancel the destination is left as it was: a fresh clone is removed, an
-updated working copy goes back to its previous commit and data. Nothing the repository says
+updated working copy goes back to its previous commit and data (and manifest). A pull that
+cannot clean up (its server was killed) leaves the destination marked incomplete
+(:data:`INCOMPLETE`, and no manifest): the next pull into it completes it. A fresh clone
+lands in a hidden folder of the destination and its ``.git`` moves into place whole, so a
+half clone is never taken for a working copy. Nothing the repository says
 may make the pull write outside the destination (:mod:`.safety`, :mod:`.worker`); a job is
 done only when every output it expects is in the workspace and the cache.
 """
@@ -34,6 +38,11 @@ from .processes import stop_group
 from .safety import check_tree
 
 MANIFEST = ".sharinghub-pull.json"
+#: in a destination while a pull is under way (removed when it ends): what it is pulling, and
+#: the manifest the destination had before, to put back if the pull fails
+INCOMPLETE = ".sharinghub-pull.incomplete"
+#: where a fresh clone is made, inside the destination, before its ``.git`` moves into place
+_CLONING = ".sharinghub-cloning"
 _POLL = 0.5
 
 
@@ -191,26 +200,33 @@ def _size(path: Path) -> int | None:
 
 def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
     dest = plan.dest
+    resumed = _resumable(dest)  # an earlier pull here was stopped before it could clean up
     fresh = not (dest / ".git").exists()
     if not fresh and not _same_repo(dest, plan.repo_url):
         raise JobError(f"{job.dest} holds another repository; choose another dest")
-    if fresh and dest.exists() and any(dest.iterdir()):
+    if fresh and dest.exists() and any(dest.iterdir()) and not resumed:
         raise JobError(f"{job.dest} exists and is not a working copy of {plan.item}")
     previous = None if fresh else gitops.head(dest)
+    marker_before = _read(dest / INCOMPLETE) if resumed else None
     try:
         job.state = "cloning"
         if fresh:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            gitops.clone(plan.repo_url, dest, token=plan.token, cancel=job.cancel_event)
+            dest.mkdir(parents=True, exist_ok=True)
+            _mark_incomplete(dest, plan, None)
+            _clone(plan, dest, job)
         else:
-            if gitops.is_dirty(dest):
+            # a clone never checked out (its pull was killed) has nothing of the user's
+            if (dest / ".git" / "index").exists() and gitops.is_dirty(dest):
                 raise JobError(f"{job.dest} has uncommitted changes; commit or discard them")
+            _mark_incomplete(dest, plan, _read(dest / MANIFEST))
+            (dest / MANIFEST).unlink(missing_ok=True)  # (no longer what the copy holds)
             gitops.fetch(dest, plan.repo_url, token=plan.token, cancel=job.cancel_event)
         job.check_cancelled()
         commit = gitops.resolve(dest, plan.rev or gitops.default_branch(dest))
         gitops.checkout(dest, commit)
         levels = check_tree(dest)
-        gitops.exclude(dest, f"/{MANIFEST}")
+        for name in (MANIFEST, INCOMPLETE, _CLONING):
+            gitops.exclude(dest, f"/{name}")
         job.check_cancelled()
 
         job.state = "pulling"
@@ -230,15 +246,67 @@ def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
             "outputs": [{"path": o.path, "md5": o.md5, "size": o.size, "nfiles": o.nfiles}
                         for o in outputs],
         }
-        (dest / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        (dest / INCOMPLETE).unlink(missing_ok=True)
         return {"commit": commit, "outputs": manifest["outputs"]}
     except JobError as exc:
-        _restore(dest, fresh, previous, plan)
+        _restore(dest, fresh, previous, plan, marker_before)
         # the user knows the destination by its path in the Jupyter root, not the server's
         raise JobError(str(exc).replace(str(dest), job.dest)) from None
     except BaseException:
-        _restore(dest, fresh, previous, plan)
+        _restore(dest, fresh, previous, plan, marker_before)
         raise
+
+
+def _resumable(dest: Path) -> bool:
+    """Whether ``dest`` holds what a pull stopped midway left: its marker, and apart from a
+    ``.git`` nothing but ours when no clone got into place."""
+    if not (dest / INCOMPLETE).is_file():
+        return False
+    if (dest / ".git").exists():
+        return True
+    return {p.name for p in dest.iterdir()} <= {INCOMPLETE, _CLONING}
+
+
+def _clone(plan: PullPlan, dest: Path, job: Job) -> None:
+    """Clone into a hidden folder of ``dest``, then move its ``.git`` into place at once."""
+    staging = dest / _CLONING
+    shutil.rmtree(staging, ignore_errors=True)  # a clone a killed pull left
+    gitops.clone(plan.repo_url, staging, token=plan.token, cancel=job.cancel_event)
+    os.replace(staging / ".git", dest / ".git")
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _mark_incomplete(dest: Path, plan: PullPlan, previous_manifest: str | None) -> None:
+    """Say in ``dest`` that a pull is under way (kept from a pull that was stopped: the
+    manifest to put back is the one before that pull)."""
+    marker = dest / INCOMPLETE
+    earlier = _read(marker)
+    if earlier is not None:
+        with contextlib.suppress(ValueError, AttributeError):
+            previous_manifest = json.loads(earlier).get("previous_manifest")
+    _write_atomic(marker, json.dumps({
+        "incomplete": True, "item": plan.item, "rev": plan.rev,
+        "started": iso(datetime.now(timezone.utc)), "previous_manifest": previous_manifest,
+        "note": "a pull into this folder did not finish: pull again to complete it",
+    }, indent=2) + "\n")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that a reader (or a kill) sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _same_repo(dest: Path, url: str) -> bool:
@@ -314,15 +382,28 @@ def _json_line(line: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _restore(dest: Path, fresh: bool, previous: str | None, plan: PullPlan) -> None:
-    """Leave the destination as it was before the job."""
+def _restore(dest: Path, fresh: bool, previous: str | None, plan: PullPlan,
+             marker_before: str | None = None) -> None:
+    """Leave the destination as it was before the job: still marked incomplete when an
+    earlier pull had left it so (``marker_before``), else with its previous manifest."""
     if fresh:
         shutil.rmtree(dest, ignore_errors=True)
         return
-    if previous is None or gitops.head(dest) == previous:
+    marker = _read(dest / INCOMPLETE)
+    if previous is not None and gitops.head(dest) != previous:
+        with contextlib.suppress(JobError):
+            gitops.checkout(dest, previous)
+        dummy = Job(kind="pull", item=plan.item, rev=None, dest=str(dest))
+        with contextlib.suppress(JobError):  # the previous version's data is still in the cache
+            run_worker(dummy, dest, remotes_for(dest, plan.remote_settings), None, plan.jobs,
+                        action="checkout")
+    if marker_before is not None:
+        _write_atomic(dest / INCOMPLETE, marker_before)
         return
-    gitops.checkout(dest, previous)
-    dummy = Job(kind="pull", item=plan.item, rev=None, dest=str(dest))
-    with contextlib.suppress(JobError):  # the previous version's data is still in the cache
-        run_worker(dummy, dest, remotes_for(dest, plan.remote_settings), None, plan.jobs,
-                    action="checkout")
+    if marker is None:
+        return
+    with contextlib.suppress(ValueError, AttributeError):
+        manifest = json.loads(marker).get("previous_manifest")
+        if manifest:
+            _write_atomic(dest / MANIFEST, manifest)
+        (dest / INCOMPLETE).unlink(missing_ok=True)

@@ -12,6 +12,11 @@ repository's root (answer ``{"refused": "one line"}``), as DVC itself reads it: 
 site cache directory set by the repository's config, an output that is not a plain path in
 the root (``..``, absolute, through a symlink) or that lands in ``.git``/``.dvc``. The cache
 is ``<root>/.dvc/cache`` whatever the config says.
+
+The worker runs in a session of its own (a cancel stops its whole group), so a server killed
+outright (SIGKILL, the OOM killer) could not stop it: it then stops by itself, within
+:data:`_ORPHAN_POLL` seconds, rather than write on into a destination that the next pull (of
+a restarted server) is working in.
 """
 
 from __future__ import annotations
@@ -25,12 +30,30 @@ from typing import Any
 
 from fsspec.callbacks import Callback
 
+#: seconds between two checks that the server that started the worker is still alive
+_ORPHAN_POLL = 0.2
+
 #: remote settings naming a file DVC writes (the others are read, or are the remote itself:
 #: a pull only reads from its remote, wherever it is)
 _WRITTEN_REMOTE_FILES = ("gdrive_user_credentials_file",)
 
 
+def exit_with_parent(poll: float = _ORPHAN_POLL) -> None:
+    """End this process (at once, whatever DVC is doing) when its parent is gone: once
+    orphaned, a process is given another parent."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="sharinghub-orphan-watch", daemon=True).start()
+
+
 def main() -> int:
+    exit_with_parent()
     request = json.load(sys.stdin)
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
