@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,9 @@ def test_a_registered_model_shows_in_the_catalog_with_its_data_lineage(
     assert derived["href"].endswith(f"stac/collections/dataset/items/{DATASET}")
     assert (derived["sharinghub:rev"], derived["sharinghub:commit"]) == ("v1.0",
                                                                          pulled["commit"])
+    # ... and which model version it was used for
+    assert derived["mlflow:models"] == [{"name": "flood-head", "version": version.version,
+                                         "uri": f"models:/flood-head/{version.version}"}]
     validate(served)
 
     # an alias shows at once too
@@ -223,6 +227,10 @@ def test_a_plain_client_registration_is_picked_up_and_deletion_removes_it(
     served = poll(linked, "the plain client's registration")
     asset = served["assets"][f"mlflow-model-tiny-v{version.version}"]
     assert "mlm:model" in asset["roles"]
+    # MLflow's default serialization is skops: the asset says so, and the file is one
+    assert asset["href"].endswith("/model.skops")
+    assert asset["mlm:artifact_type"] == "skops.io.dump"
+    _assert_skops_model(asset["href"], tmp_path, x)
     # the item had no model file: with the registered one it now declares mlm
     assert MLM_SCHEMA in served["stac_extensions"]
     assert served["properties"]["mlm:input"][0]["input"]["shape"] == [-1, 4]
@@ -235,6 +243,75 @@ def test_a_plain_client_registration_is_picked_up_and_deletion_removes_it(
     gone = _search(server, [TINY])[TINY]
     assert MLM_SCHEMA not in gone["stac_extensions"]
     assert not [a for a in gone["assets"] if a.startswith("mlflow-model-")]
+
+
+def _assert_skops_model(href: str, tmp_path: Path, x: np.ndarray) -> None:
+    """The asset's file, downloaded through the server, is a skops file that predicts."""
+    import skops.io
+
+    r = requests.get(href, headers=AUTH, timeout=30)
+    assert r.status_code == 200
+    path = tmp_path / "model.skops"
+    path.write_bytes(r.content)
+    assert zipfile.is_zipfile(path) and "schema.json" in zipfile.ZipFile(path).namelist()
+    model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+    assert len(model.predict(x)) == len(x)
+
+
+def test_a_cloudpickled_scikit_learn_model_says_cloudpickle(server, mlflow_client, tmp_path):
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow = mlflow_client
+    mlflow.set_tracking_uri(server.tracking)
+    mlflow.set_experiment(f"tiny-classifier ({TINY})")
+    x = np.array([[0, 1, 0, 1], [1, 0, 1, 0]], dtype=float)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(x, [0, 1]), name="cp",
+                                        serialization_format="cloudpickle")
+    version = mlflow.register_model(info.model_uri, "tiny-cloudpickle",
+                                    tags={"sharinghub:item": TINY})
+    key = f"mlflow-model-tiny-cloudpickle-v{version.version}"
+    asset = poll(lambda: _search(server, [TINY])[TINY]["assets"].get(key),
+                 "the cloudpickled model's asset")
+    assert asset["href"].endswith("/model.pkl")
+    assert asset["mlm:artifact_type"] == "cloudpickle.dump"
+    r = requests.get(asset["href"], headers=AUTH, timeout=30)
+    assert r.status_code == 200 and list(pickle.loads(r.content).predict(x)) == [0, 1]
+
+
+def test_a_run_started_inside_the_pulled_clone_links_the_dataset_to_the_model_version(
+        server, mlflow_client, pulled, monkeypatch):
+    """The notebook lives in the pulled clone (below its manifest), not above it."""
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow = mlflow_client
+    mlflow.set_tracking_uri(server.tracking)
+    mlflow.set_experiment(f"tiny-classifier ({TINY})")
+    notebooks = server.root / "work" / "floods" / "notebooks"
+    notebooks.mkdir(exist_ok=True)
+    monkeypatch.chdir(notebooks)
+    x = np.array([[0, 1, 0, 1], [1, 0, 1, 0]], dtype=float)
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(LogisticRegression().fit(x, [0, 1]), name="clone")
+    inputs = mlflow.MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    assert {(i.dataset.name, i.dataset.digest) for i in inputs} == {
+        (DATASET, o["md5"]) for o in pulled["outputs"]}
+    version = mlflow.register_model(info.model_uri, "tiny-in-clone",
+                                    tags={"sharinghub:item": TINY})
+    entry = {"name": "tiny-in-clone", "version": version.version,
+             "uri": f"models:/tiny-in-clone/{version.version}"}
+
+    def derived():
+        item = _search(server, [TINY])[TINY]
+        return [lk for lk in _links(item, "derived_from")
+                if entry in (lk.get("mlflow:models") or [])]
+
+    (link,) = poll(derived, "the derived_from link of the model version")
+    assert link["href"].endswith(f"stac/collections/dataset/items/{DATASET}")
+    assert (link["sharinghub:rev"], link["sharinghub:commit"]) == ("v1.0", pulled["commit"])
+    validate(_search(server, [TINY])[TINY])
 
 
 def test_the_mlflow_ui_registering_through_ajax_api_is_picked_up(server, mlflow_client):

@@ -56,6 +56,24 @@ def test_flavours_name_the_model_file_and_its_type():
     assert model_file({"flavors": {"python_function": {"loader_module": "x"}}}) is None
 
 
+def test_a_scikit_learn_model_names_the_format_its_file_is_in():
+    """MLflow 3 writes ``model.skops`` with skops unless told otherwise: the artifact type
+    follows ``serialization_format`` (mlm 1.4: the call that wrote it), else the suffix."""
+    def sklearn(**conf):
+        return model_file({"flavors": {"sklearn": conf, "python_function": {}}})
+
+    skops = sklearn(pickled_model="model.skops", serialization_format="skops")
+    assert (skops.path, skops.artifact_type) == ("model.skops", "skops.io.dump")
+    assert sklearn(pickled_model="model.pkl",
+                   serialization_format="cloudpickle").artifact_type == "cloudpickle.dump"
+    assert sklearn(pickled_model="model.pkl",
+                   serialization_format="pickle").artifact_type == "pickle.dump"
+    # older MLmodel files say no format: the suffix tells
+    assert sklearn(pickled_model="model.skops").artifact_type == "skops.io.dump"
+    assert sklearn(pickled_model="model.joblib").artifact_type == "joblib.dump"
+    assert sklearn(pickled_model="model.bin").artifact_type == "mlflow.sklearn.save_model"
+
+
 def test_signatures_become_mlm_inputs_and_outputs():
     sig = signature_of({"signature": TENSOR_SIG})
     inputs, outputs = mlm_io(sig, ["semantic-segmentation"])
@@ -93,6 +111,21 @@ def test_a_registered_version_adds_links_assets_and_mlm_and_stays_valid():
     derived = [lk for lk in item["links"] if lk["rel"] == "derived_from"]
     assert len(derived) == 1 and derived[0]["sharinghub:rev"] == "v1.1"
     validate(item)
+
+
+def test_an_unsigned_model_on_an_item_without_mlm_inputs_keeps_the_item_valid():
+    """mlm 1.4 requires mlm:input/mlm:output: with no signature to fill them from, the item
+    is served as one without a model asset is, its mlm:* fields undeclared."""
+    base = model_item("sharinghub-test/flood-model")
+    for key in ("mlm:input", "mlm:output"):
+        base["properties"].pop(key, None)
+    item = apply_models(base, [onnx_version(signature=None)], None)
+    assert "mlm:model" in item["assets"]["mlflow-model-flood-unet-v1"]["roles"]
+    assert MLM_SCHEMA not in item["stac_extensions"]
+    validate(item)
+    signed = apply_models(base, [onnx_version()], None)  # the signature fills them in
+    assert MLM_SCHEMA in signed["stac_extensions"] and signed["properties"]["mlm:input"]
+    validate(signed)
 
 
 def test_front_matter_inputs_win_and_plain_items_get_plain_assets():

@@ -49,6 +49,7 @@ MODEL_ARTIFACT_TYPES = {
     ".keras": "tf.keras.Model.save",
     ".joblib": "joblib.dump",
     ".pkl": "pickle.dump",
+    ".skops": "skops.io.dump",
 }
 
 _PREFIXED = re.compile(r"^[a-z][a-z0-9-]*:[A-Za-z0-9_:-]+$")

@@ -32,10 +32,18 @@ _FLAVOURS: tuple[tuple[str, str, str, str], ...] = (
      "tf.keras.Model.save"),
     ("tensorflow", "saved_model_dir", "application/octet-stream; framework=tensorflow",
      "tf.saved_model"),
-    ("sklearn", "pickled_model", "application/octet-stream", "pickle.dump"),
+    ("sklearn", "pickled_model", "application/octet-stream", "mlflow.sklearn.save_model"),
     ("xgboost", "data", "application/octet-stream", "xgboost.Booster.save_model"),
     ("lightgbm", "data", "application/octet-stream", "lightgbm.Booster.save_model"),
 )
+
+#: the sklearn flavour's ``serialization_format`` → mlm:artifact_type (mlm 1.4 names an
+#: artifact by the call that wrote it: ``torch.save``, ...)
+_SKLEARN_FORMATS = {"skops": "skops.io.dump", "cloudpickle": "cloudpickle.dump",
+                    "pickle": "pickle.dump"}
+
+#: what mlm 1.4 requires of an item's properties
+_MLM_REQUIRED = ("mlm:name", "mlm:architecture", "mlm:tasks", "mlm:input", "mlm:output")
 
 #: MLflow signature types → mlm (raster) data types
 _DATA_TYPES = {
@@ -108,11 +116,19 @@ def model_file(mlmodel: dict[str, Any]) -> ModelFile | None:
         if isinstance(conf, dict):
             path = conf.get(key)
             if isinstance(path, str) and path:
-                suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
-                return ModelFile(path, media_type,
-                                 artifact_type if flavor != "sklearn"
-                                 else MODEL_ARTIFACT_TYPES.get(suffix, artifact_type))
+                if flavor == "sklearn":
+                    artifact_type = _sklearn_artifact_type(conf, path, artifact_type)
+                return ModelFile(path, media_type, artifact_type)
     return None
+
+
+def _sklearn_artifact_type(conf: dict[str, Any], path: str, default: str) -> str:
+    """What wrote a scikit-learn model file: its ``serialization_format`` (MLflow 3 writes
+    ``model.skops`` with skops by default, ``model.pkl`` with cloudpickle or pickle), else
+    its suffix; ``default`` when neither says."""
+    known = _SKLEARN_FORMATS.get(str(conf.get("serialization_format") or "").lower())
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    return known or MODEL_ARTIFACT_TYPES.get(suffix, default)
 
 
 def signature_of(mlmodel: dict[str, Any]) -> dict[str, Any] | None:
@@ -168,13 +184,11 @@ def apply_models(item: dict[str, Any], versions: list[ModelVersion],
                              "mlflow:version": v.version, "mlflow:aliases": list(v.aliases),
                              **({"mlflow:run-id": v.run_id} if v.run_id else {})})
         for ds in v.datasets:
-            _derive(out["links"], ds)
+            _derive(out["links"], ds, v)
         asset = _model_asset(v, declares_mlm)
         if asset is not None:
             out["assets"][f"mlflow-model-{v.name}-v{v.version}"] = asset
     if declares_mlm and any("mlm:model" in a.get("roles", []) for a in out["assets"].values()):
-        if MLM_SCHEMA not in out["stac_extensions"]:
-            out["stac_extensions"].append(MLM_SCHEMA)
         latest = _latest_signed(versions)
         if latest is not None:
             inputs, outputs = mlm_io(latest.signature or {}, props.get("mlm:tasks"))
@@ -182,6 +196,10 @@ def apply_models(item: dict[str, Any], versions: list[ModelVersion],
                 props["mlm:input"] = inputs
             if outputs and not props.get("mlm:output"):
                 props["mlm:output"] = outputs
+        # mlm 1.4 requires these of an item: without them (no signature, none in the front
+        # matter) it is served as one without a model asset is, its mlm:* fields undeclared
+        if MLM_SCHEMA not in out["stac_extensions"] and all(k in props for k in _MLM_REQUIRED):
+            out["stac_extensions"].append(MLM_SCHEMA)
     return out
 
 
@@ -267,20 +285,29 @@ def _model_asset(v: ModelVersion, declares_mlm: bool) -> dict[str, Any] | None:
     return asset
 
 
-def _derive(links: list[dict[str, Any]], ds: dict[str, str]) -> None:
-    """A ``derived_from`` link to the dataset version; a link the front matter already has
-    to that item (``related``) gains the version instead of being repeated."""
+def _derive(links: list[dict[str, Any]], ds: dict[str, str], model: ModelVersion) -> None:
+    """A ``derived_from`` link to the dataset version, naming the model versions trained on
+    it (``mlflow:models``: name, version and the ``mlflow:uri`` of their ``mlflow:model``
+    link): one link per dataset version, however many model versions share it. A link the
+    front matter already has to that item (``related``) gains the version instead of being
+    repeated."""
     href = _dataset_href(ds)
+    entry = {"name": model.name, "version": model.version, "uri": model.uri}
     version = {"title": f"{ds['item']} @ {ds.get('rev') or ds.get('commit', '')}".strip(),
-               "sharinghub:rev": ds.get("rev"), "sharinghub:commit": ds.get("commit"),
-               "sharinghub:digests": list(ds.get("digests") or [])}
+               "sharinghub:rev": ds.get("rev"), "sharinghub:commit": ds.get("commit")}
     for i, link in enumerate(links):
         if (link.get("rel") == "derived_from" and _same_item(link.get("href", ""), href)
                 and link.get("sharinghub:rev") in (None, ds.get("rev"))):
-            links[i] = {**link, **version}
+            models = list(link.get("mlflow:models") or [])
+            digests = list(link.get("sharinghub:digests") or [])
+            links[i] = {**link, **version,
+                        "sharinghub:digests": digests + [d for d in ds.get("digests") or []
+                                                         if d not in digests],
+                        "mlflow:models": models + ([entry] if entry not in models else [])}
             return
     links.append({"rel": "derived_from", "href": href, "type": "application/geo+json",
-                  **version})
+                  **version, "sharinghub:digests": list(ds.get("digests") or []),
+                  "mlflow:models": [entry]})
 
 
 def _same_item(a: str, b: str) -> bool:

@@ -1,10 +1,16 @@
-"""The OpenAPI 3.0 document of the extension's API (``service-desc`` of the landing page)."""
+"""The OpenAPI 3.0 document of the extension's API (``service-desc`` of the landing page).
+
+The search parameters (GET) and body members (POST) are made from the tables the parser reads
+(:data:`.params.GET_PARAMETERS`, :data:`.params.POST_MEMBERS`): the document cannot name a
+parameter the server does not read, nor miss one it does.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .. import __version__
+from .params import GET_PARAMETERS, POST_MEMBERS
 
 
 def _param(name: str, where: str, description: str, schema: dict | None = None,
@@ -23,21 +29,19 @@ def _ok(description: str, media: str = "application/json",
             "404": {"$ref": "#/components/responses/Error"}}
 
 
-_SEARCH_PARAMS = [
-    _param("collections", "query", "comma-separated collection ids"),
-    _param("ids", "query", "comma-separated item ids"),
-    _param("bbox", "query", "west,south,east,north (WGS84)"),
-    _param("intersects", "query", "GeoJSON geometry"),
-    _param("datetime", "query", "RFC 3339 instant or interval; open ends with .."),
-    _param("q", "query", "free-text terms, comma-separated alternatives"),
-    _param("filter", "query", "CQL2 filter"),
-    _param("filter-lang", "query", "cql2-text (default) or cql2-json",
-           {"type": "string", "enum": ["cql2-text", "cql2-json"]}),
-    _param("sortby", "query", "+field,-field"),
-    _param("limit", "query", "page size (default 10, at most 1000)",
-           {"type": "integer", "minimum": 1}),
-    _param("token", "query", "paging token from a next/prev link"),
-]
+def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A GET search parameter; arrays are comma-separated (``form``, not exploded)."""
+    param = _param(name, "query", description, schema)
+    if schema.get("type") == "array":
+        param.update(style="form", explode=False)
+    return param
+
+
+_SEARCH_PARAMS = [_query_param(name, schema, description)
+                  for name, (schema, description) in GET_PARAMETERS.items()]
+_SEARCH_BODY = {"type": "object", "properties": {
+    name: {**schema, "description": description}
+    for name, (schema, description) in POST_MEMBERS.items()}}
 
 
 _STR = {"type": "string"}
@@ -179,20 +183,7 @@ def openapi_document(api_root: str) -> dict[str, Any]:
                                        "numberMatched": {"type": "integer"},
                                        "numberReturned": {"type": "integer"},
                                        "links": {"type": "array", "items": {"type": "object"}}}},
-                "Search": {"type": "object", "properties": {
-                    "collections": {"type": "array", "items": {"type": "string"}},
-                    "ids": {"type": "array", "items": {"type": "string"}},
-                    "bbox": {"type": "array", "items": {"type": "number"}},
-                    "intersects": {"type": "object"},
-                    "datetime": {"type": "string"},
-                    "q": {"type": "array", "items": {"type": "string"}},
-                    "filter": {"type": "object"},
-                    "filter-lang": {"type": "string", "enum": ["cql2-json", "cql2-text"]},
-                    "sortby": {"type": "array", "items": {"type": "object", "properties": {
-                        "field": {"type": "string"},
-                        "direction": {"type": "string", "enum": ["asc", "desc"]}}}},
-                    "limit": {"type": "integer"},
-                    "token": {"type": "string"}}},
+                "Search": _SEARCH_BODY,
                 "Job": {"type": "object", "properties": {
                     "job": _STR, "kind": {"type": "string", "enum": ["pull", "publish"]},
                     "item": _STR, "rev": {"type": "string", "nullable": True}, "dest": _STR,

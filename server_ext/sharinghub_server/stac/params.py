@@ -34,6 +34,52 @@ FILTER_LANGS = ("cql2-text", "cql2-json")
 GEOMETRY_TYPES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon",
                   "MultiPolygon", "GeometryCollection")
 
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+#: the GET search parameters, the only ones :func:`search_from_get` reads: name -> (OpenAPI
+#: schema, description). The OpenAPI document is made from this table (an array is sent
+#: comma-separated: ``style: form, explode: false``).
+GET_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
+    "collections": (_STRINGS, "comma-separated collection ids"),
+    "ids": (_STRINGS, "comma-separated item ids"),
+    "bbox": ({"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6},
+             "west,south,east,north (WGS84), or 6 numbers with heights"),
+    "intersects": ({"type": "string"}, "a GeoJSON geometry, as JSON text"),
+    "datetime": ({"type": "string"}, "RFC 3339 instant or interval; open ends with .."),
+    "q": (_STRINGS, "free-text terms, comma-separated alternatives"),
+    "filter": ({"type": "string"}, "CQL2 filter (text, or JSON with filter-lang=cql2-json)"),
+    "filter-lang": ({"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-text"},
+                    "language of filter"),
+    "filter-crs": ({"type": "string", "enum": [FILTER_CRS]}, "CRS of filter geometries"),
+    "sortby": (_STRINGS, "fields, each with - (descending) or + (ascending) first"),
+    "limit": ({"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT},
+              f"page size (at most {MAX_LIMIT}: more is taken as {MAX_LIMIT})"),
+    GET_PAGING_PARAM: ({"type": "string"}, "paging cursor, from a next or prev link"),
+}
+#: the POST search body's members, the only ones :func:`search_from_post` reads: name ->
+#: (JSON schema, description), as for :data:`GET_PARAMETERS`
+POST_MEMBERS: dict[str, tuple[dict[str, Any], str]] = {
+    "collections": (_STRINGS, "collection ids"),
+    "ids": (_STRINGS, "item ids"),
+    "bbox": ({"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 6},
+             "west, south, east, north (WGS84), or 6 numbers with heights"),
+    "intersects": ({"type": "object"}, "a GeoJSON geometry"),
+    "datetime": ({"type": "string"}, "RFC 3339 instant or interval; open ends with .."),
+    "q": (_STRINGS, "free-text terms, alternatives"),
+    "filter": ({"type": "object"}, "CQL2 JSON filter (a string with filter-lang=cql2-text)"),
+    "filter-lang": ({"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-json"},
+                    "language of filter"),
+    "filter-crs": ({"type": "string", "enum": [FILTER_CRS]}, "CRS of filter geometries"),
+    "sortby": ({"type": "array", "items": {"type": "object", "required": ["field"],
+                                           "properties": {
+                                               "field": {"type": "string"},
+                                               "direction": {"type": "string",
+                                                             "enum": ["asc", "desc"]}}}},
+               "sort fields, in order"),
+    "limit": ({"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT},
+              f"page size (at most {MAX_LIMIT}: more is taken as {MAX_LIMIT})"),
+    "token": ({"type": "string"}, "paging token, from a next or prev link's body"),
+}
+
 
 def _show(value: Any, limit: int = 80) -> str:
     """A value as quoted in an error message: repr-like, and short."""
@@ -387,7 +433,7 @@ def search_from_get(args: Mapping[str, Any], *, known_collections: Collection[st
             value = value[-1] if value else ""
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
-        if isinstance(value, str) and value.strip():
+        if key in GET_PARAMETERS and isinstance(value, str) and value.strip():
             a[key] = value.strip()
 
     query = Query(limit=DEFAULT_LIMIT)
@@ -437,7 +483,7 @@ def search_from_post(body: Any, *, known_collections: Collection[str]) -> Query:
     members are ignored."""
     if not isinstance(body, dict):
         raise StacError("Invalid search body: expected a JSON object")
-    b = {key: value for key, value in body.items() if value is not None}
+    b = {key: value for key, value in body.items() if value is not None and key in POST_MEMBERS}
 
     query = Query(limit=DEFAULT_LIMIT)
     names = _strings(b, "collections") if "collections" in b else []

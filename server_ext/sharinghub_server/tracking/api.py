@@ -130,7 +130,7 @@ def wsgi_transport(app: Any, prefix: str) -> Transport:
     """Calls into the embedded server's WSGI app; ``prefix`` is its static prefix."""
     from werkzeug.test import Client
 
-    client = Client(app)
+    client = Client(app, use_cookies=False)  # no state: the calls come from several threads
     root = prefix.rstrip("/") + "/"
 
     def call(method: str, path: str, params: dict[str, Any] | None,

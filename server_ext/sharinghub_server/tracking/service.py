@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..catalog.models import OVERLAY_KEY, apply_overlays
-from ..index.query import Query
+from ..index.query import Compare, Prop, Query
 from .api import MlflowApi, MlflowError, Transport, http_transport, wsgi_transport
 from .hooks import observed
 from .lineage import dataset_inputs
@@ -40,6 +40,8 @@ _TRACKING_SUFFIX = "/tracking"
 _PROJECT_ROOT = re.compile(
     r"^(?P<project>.+?)/tracking(?:/(?:(?:ajax-)?api/|static-files/|get-artifact|"
     r"model-versions/get-artifact|graphql|health|version|server-info|#|$)|$)")
+#: an item's experiment name: ``<project name> (<project id>)``
+_EXPERIMENT_NAME = re.compile(r"^.+ \((?P<id>[^()]+)\)$")
 
 
 class TrackingService:
@@ -58,8 +60,9 @@ class TrackingService:
         self._apis: dict[str, MlflowApi] = {}
         self._embedded: Transport | None = None
         self._closed = threading.Event()
-        #: experiments known to exist with their project tag: not asked again each crawl
-        self._ensured: set[tuple[str, str, str]] = set()
+        #: (tracking root, experiment) -> the project it is known to exist tagged with: not
+        #: asked again each crawl, nor at each lookup by a client
+        self._ensured: dict[tuple[str, str], str] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sharinghub-mlflow")
         self.registry = RegistrySync(catalog.store, collection_of=self._collection_of)
 
@@ -120,7 +123,8 @@ class TrackingService:
         experiments; returns the app to serve, reporting its requests."""
         self._embedded = wsgi_transport(app, prefix)
         self.refresh_later()
-        return observed(app, prefix, lambda *event: self.on_request("", *event))
+        return observed(app, prefix, lambda *event: self.on_request("", *event),
+                        lookup=self.ensure_experiment)
 
     # --- reacting to requests, crawls -----------------------------------------------------
 
@@ -143,6 +147,23 @@ class TrackingService:
             self._submit(self._sync_model, base, name)
         if not names:
             self._submit(self._sync_root, base)
+
+    def ensure_experiment(self, name: str, base: str = "") -> None:
+        """A client looks the experiment ``name`` up (``mlflow.set_experiment`` does, then
+        creates it when missing): if it is a catalog item's, it is made now, before MLflow
+        answers. Else the lookup could miss it while the background sync makes it, the
+        client's creation then fails ("already exists") and MLflow 3's ``set_experiment``
+        leaves no experiment active: the run lands in Default. Called on the request's
+        thread (the embedded server's middleware; a proxy to a plain server may call it too)."""
+        if self.per_project or self._closed.is_set() or (base, name) in self._ensured:
+            return
+        item = self._item_of_experiment(name)
+        api = self.api(base) if item is not None else None
+        if api is not None:
+            try:
+                self._ensure(api, item)
+            except MlflowError as exc:  # MLflow answers the client's lookup as it can
+                log.warning("sharinghub: experiment %r not ensured: %s", name, exc)
 
     def refresh_later(self) -> None:
         """A full registry sync (and the experiments), in the background."""
@@ -221,23 +242,48 @@ class TrackingService:
         for item in list(self._model_items()):
             if self._closed.is_set():
                 return
-            name = _experiment(item)
-            path = item["properties"].get("sharinghub:path", item["id"])
-            if (api.base, name, path) in self._ensured:
-                continue
             try:
-                found = api.experiment_by_name(name)
-                if found is None:
-                    api.create_experiment(name, {PROJECT_TAG: path})
-                    self._ensured.add((api.base, name, path))
-                    continue
-                tags = {t.get("key"): t.get("value") for t in found.get("tags") or []}
-                if tags.get(PROJECT_TAG) != path and found.get("lifecycle_stage") != "deleted":
-                    api.set_experiment_tag(found["experiment_id"], PROJECT_TAG, path)
-                self._ensured.add((api.base, name, path))
+                self._ensure(api, item)
             except MlflowError as exc:
-                if exc.code != "RESOURCE_ALREADY_EXISTS":  # a user made it meanwhile: fine
-                    log.warning("sharinghub: experiment %r not ensured: %s", name, exc)
+                log.warning("sharinghub: experiment %r not ensured: %s", _experiment(item), exc)
+
+    def _ensure(self, api: MlflowApi, item: dict[str, Any]) -> None:
+        """The item's experiment exists, tagged with its project. The background sync and a
+        client's lookup may make it at the same time: whichever loses finds it made (by the
+        other, or by a client) and only checks the tag."""
+        name = _experiment(item)
+        path = item["properties"].get("sharinghub:path", item["id"])
+        if self._ensured.get((api.base, name)) == path:
+            return
+        found = api.experiment_by_name(name)
+        if found is None:
+            try:
+                api.create_experiment(name, {PROJECT_TAG: path})
+                self._ensured[(api.base, name)] = path
+                return
+            except MlflowError as exc:
+                if exc.code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            found = api.experiment_by_name(name)
+            if found is None:
+                return
+        tags = {t.get("key"): t.get("value") for t in found.get("tags") or []}
+        if tags.get(PROJECT_TAG) != path and found.get("lifecycle_stage") != "deleted":
+            api.set_experiment_tag(found["experiment_id"], PROJECT_TAG, path)
+        self._ensured[(api.base, name)] = path
+
+    def _item_of_experiment(self, name: str) -> dict[str, Any] | None:
+        """The model item whose experiment is called ``name`` (one indexed query: the name
+        ends with the project's id), or None."""
+        m = _EXPERIMENT_NAME.match(name)
+        collections = self.model_collections
+        if m is None or not collections:
+            return None
+        ident: str | int = int(m["id"]) if m["id"].isdigit() else m["id"]
+        page = self.catalog.store.search(Query(
+            collections=collections, limit=10,
+            filter=Compare("=", Prop("sharinghub:id"), ident)))
+        return next((item for item in page.items if _experiment(item) == name), None)
 
     def _model_items(self) -> Iterator[dict[str, Any]]:
         collections = self.model_collections
