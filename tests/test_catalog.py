@@ -362,3 +362,56 @@ def test_category_config_errors_are_clear():
         load_categories([{"id": "x", "title": "X", "gitlab_topic": "a"},
                          {"id": "x", "title": "Y", "gitlab_topic": "b"}])
     assert Category.from_config({"id": "x", "title": "X", "gitlab_topic": "t"}).features == {}
+
+
+_TRICKY_YAML = [
+    "title: x\ndate: 2024-01-02\nwhen: 2024-01-02T03:04:05Z\nnaive: 2024-01-02 03:04:05\n",
+    "a: yes\nb: no\nc: on\nd: off\ne: ~\nf: null\ng: .inf\nh: -.Inf\ni: .nan\n",
+    "octal: 0o17\nold_octal: 017\nhex: 0x1F\nsexagesimal: 1:20\nfloat: 1e3\nexp: 6.02e+23\n",
+    "version: 2.7\nv2: '2.7'\nv3: 2.7.0\nbig: 123456789012345678901234567890\n",
+    "anchors: &a {x: 1}\nuse: *a\nmerge:\n  <<: *a\n  y: 2\n",
+    "multi: |\n  line 1\n  line 2\nfolded: >\n  a\n  b\nquoted: \"tab\\there \\u00e9\"\n",
+    "unicode: ünïcødé — 日本語\nemoji: \"\\U0001F600\"\n",
+    "list: [a, b, [c, d], {e: f}]\nempty_list: []\nempty_map: {}\n",
+    "key with spaces: 1\n'quoted key': 2\n? complex\n: 3\n",
+    "title: [unclosed\nlicense: MIT\n",
+    "a: b: c\n",
+    "\tindented: with a tab\n",
+    "- a list\n- not a mapping\n",
+    "just a string",
+    "a: 1\na: 2\n",
+    "bad: \"\\x\"\n",
+    "ctl: \"\x07\"\n",
+    "x: !!python/object:os.system ls\n",
+    "x: !custom tag\n",
+    "a: 1\n---\nb: 2\n",
+    "",
+    "# only a comment\n",
+]
+
+
+@pytest.mark.parametrize("text", [
+    *_TRICKY_YAML,
+    *[e["readme"].split("---")[1] for e in PROJECTS
+      if e.get("readme") and e["readme"].startswith("---")],
+], ids=lambda text: repr(text[:24]))
+def test_fast_yaml_loading_gives_what_safe_load_gives(text):
+    """Front matter and DVC files are parsed by libyaml when PyYAML has it: the data, and
+    what is refused (with the same message), stay those of ``yaml.safe_load``."""
+    import math
+
+    import yaml
+
+    from sharinghub_server.catalog.frontmatter import load_yaml
+
+    def outcome(load):
+        try:
+            return "ok", load(text)
+        except yaml.YAMLError as exc:
+            return "error", str(exc)
+
+    fast, plain = outcome(load_yaml), outcome(yaml.safe_load)
+    if fast[0] == "ok" and isinstance(fast[1], dict) and isinstance(fast[1].get("i"), float):
+        # NaN is not equal to itself: compare it apart
+        assert math.isnan(fast[1].pop("i")) and math.isnan(plain[1].pop("i"))
+    assert fast == plain

@@ -284,3 +284,50 @@ def test_token_never_lands_in_the_index(gitlab, store, tmp_path):
     store.close()
     for path in tmp_path.glob("index.sqlite*"):
         assert TOKEN.encode() not in path.read_bytes()
+
+
+def test_the_server_defaults_crawl_in_parallel_to_the_same_index(gitlab, store, tmp_path):
+    """GitLabSource's defaults (what the extension uses) give the index a single worker
+    gives: parallel fetching changes nothing but the time."""
+    assert GitLabSource(gitlab.url, TOKEN).workers >= 16
+    defaults = Crawler(store, [GitLabSource(gitlab.url, TOKEN)], DEFAULT_CATEGORIES).crawl()
+    serial_store = open_store(f"sqlite://{tmp_path / 'serial.sqlite'}")
+    serial = crawler(serial_store, gitlab, workers=1).crawl()
+    assert defaults.ok and serial.ok
+    assert all_items(store) == all_items(serial_store)
+    assert sorted((e.project, e.message) for e in defaults.errors) == sorted(
+        (e.project, e.message) for e in serial.errors)
+    serial_store.close()
+
+
+def test_proxy_settings_of_the_environment_are_still_honoured(gitlab, store, monkeypatch):
+    """The source reads proxies from the environment once per session, not per request:
+    a proxy still applies, and ``no_proxy`` still exempts the GitLab host."""
+    from tests.support.threaded import free_port
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy",
+                 "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")  # nothing listens
+    status = crawler(store, gitlab, max_retries=0).crawl()
+    assert not status.ok
+    assert "unreachable" in status.sources[0].error
+    assert gitlab.count() == 0  # nothing reached GitLab but through the (dead) proxy
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    status = crawler(store, gitlab, max_retries=0).crawl()
+    assert status.ok
+    assert status.items["ai-model"] == 3
+
+
+def test_a_ca_bundle_from_the_environment_is_used_for_tls(gitlab, monkeypatch, tmp_path):
+    """``REQUESTS_CA_BUNDLE`` (then ``CURL_CA_BUNDLE``) keeps deciding which certificates
+    a GitLab over https is checked against, as requests does when it reads the
+    environment itself."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bundle))
+    assert GitLabSource(gitlab.url, TOKEN)._gl.ssl_verify == str(bundle)
+    monkeypatch.delenv("CURL_CA_BUNDLE")
+    assert GitLabSource(gitlab.url, TOKEN)._gl.ssl_verify is True

@@ -36,8 +36,9 @@ def _index(args: argparse.Namespace) -> int:
             return 2
     sources: list = []
     if args.gitlab_url:
+        options = {"workers": args.workers} if args.workers is not None else {}
         sources.append(GitLabSource(args.gitlab_url, args.token or gitlab_token_from_env(),
-                                    workers=args.workers, max_retries=args.retries))
+                                    max_retries=args.retries, **options))
     sources.extend(LocalSource(d) for d in args.local or [])
     index_url = args.index or os.environ.get("SHARINGHUB_INDEX_URL") or default_index_url()
     try:
@@ -115,7 +116,8 @@ def parser() -> argparse.ArgumentParser:
                      help="a folder whose subfolders are projects (repeatable)")
     idx.add_argument("--index", metavar="URL", help="index URL (sqlite:///path); default: "
                                                     "$SHARINGHUB_INDEX_URL or the Jupyter data dir")
-    idx.add_argument("--workers", type=int, default=8, help="parallel GitLab requests")
+    idx.add_argument("--workers", type=int, default=None,
+                     help="parallel GitLab requests (default: the server's, 16)")
     idx.add_argument("--retries", type=int, default=6,
                      help="retries of a failing GitLab request (5xx, 429, timeouts)")
     idx.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "index" and not (args.gitlab_url or args.local):
         p.error("index needs --gitlab-url URL or --local DIR")
-    if args.command == "index" and args.workers < 1:
+    if args.command == "index" and args.workers is not None and args.workers < 1:
         p.error("--workers must be at least 1")
     return args.func(args)
 

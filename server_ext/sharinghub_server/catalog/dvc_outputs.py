@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from .frontmatter import load_yaml
+
 DVC_CONFIG = ".dvc/config"
 _SECTION = re.compile(
     r"""^\s*\[\s*(?:'(?P<q1>[^']*)'|"(?P<q2>[^"]*)"|(?P<plain>[^\]]*))\s*\]\s*$""")
@@ -73,7 +75,7 @@ def parse_outputs(files: dict[str, str]) -> tuple[list[DvcOutput], list[str]]:
         if path == DVC_CONFIG:
             continue
         try:
-            data = yaml.safe_load(files[path]) or {}
+            data = load_yaml(files[path]) or {}
         except yaml.YAMLError as exc:
             problems.append(f"{path} is not valid YAML: {str(exc).splitlines()[0]}")
             continue

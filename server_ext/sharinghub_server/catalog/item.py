@@ -98,13 +98,14 @@ def metadata_errors(record: ProjectRecord, categories: tuple[Category, ...],
 def _repair_with_mlm(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Repair the item; an mlm item without a model asset (mlm 1.4 requires one) is checked
     against the mlm schema all the same, with a stand-in model asset, so its ``mlm:*``
-    properties are valid the moment a model arrives, and is served without the schema."""
+    properties are valid the moment a model arrives, and is served without the schema.
+    The item is the caller's fresh build: it is repaired in place, not copied."""
     if MLM_SCHEMA not in item["stac_extensions"] or any(
             "mlm:model" in a.get("roles", []) for a in item["assets"].values()):
-        return repair(item)
+        return repair(item, in_place=True)
     probe = {**item, "assets": {**item["assets"], _PROBE: {
         "href": "model", "roles": ["mlm:model"], "mlm:artifact_type": "model"}}}
-    repaired, problems = repair(probe)
+    repaired, problems = repair(probe, in_place=True)
     repaired["assets"].pop(_PROBE, None)
     repaired["stac_extensions"] = [u for u in repaired["stac_extensions"] if u != MLM_SCHEMA]
     problems.append("mlm: no model asset (an asset with role mlm:model, e.g. an .onnx file "

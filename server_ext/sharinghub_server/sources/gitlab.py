@@ -3,11 +3,17 @@
 Every call goes through python-gitlab's retrying HTTP layer (5xx, timeouts and connection
 errors with exponential backoff; 429 honouring ``Retry-After``). One client per worker thread,
 since a requests session is not meant to be shared between threads.
+
+A crawl is bound by GitLab's latency, not by our CPU: projects are fetched by 16 threads at
+once (each waits on about four requests of 20 ms or more, and spends well under a millisecond
+of CPU on each), and each session reads the environment's proxy and CA settings once instead
+of on every request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Any
 from urllib.parse import quote
@@ -26,7 +32,7 @@ _MAX_DVC_FILES = 200
 
 
 class GitLabSource:
-    def __init__(self, url: str, token: str = "", *, workers: int = 8, timeout: float = 30,
+    def __init__(self, url: str, token: str = "", *, workers: int = 16, timeout: float = 30,
                  max_retries: int = 6) -> None:
         """``max_retries`` bounds python-gitlab's exponential backoff (0.1 s doubling: six
         retries wait at most 6.3 s in all, unless a 429 asks for longer)."""
@@ -51,15 +57,28 @@ class GitLabSource:
     def _gl(self) -> gitlab.Gitlab:
         gl = getattr(self._local, "gl", None)
         if gl is None:
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
+            session, verify = self._session()
             gl = gitlab.Gitlab(self.url, private_token=self._token or None, timeout=self._timeout,
                                retry_transient_errors=True, session=session, per_page=100,
-                               keep_base_url=True)
+                               keep_base_url=True, ssl_verify=verify)
             self._local.gl = gl
         return gl
+
+    def _session(self) -> tuple[requests.Session, bool | str]:
+        """A session that reads what requests takes from the environment (proxies with
+        ``no_proxy``, the ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` certificates, ``.netrc``
+        without a token) once, for this GitLab, rather than on each request (where scanning
+        the environment costs a fifth of a request's CPU); and the TLS verification to use."""
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        if not self._token:
+            session.auth = requests.utils.get_netrc_auth(self.url)
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        return session, verify or True
 
     def _get(self, path: str, **params: Any) -> Any:
         return self._gl.http_get(path, query_data=params, max_retries=self._max_retries)
