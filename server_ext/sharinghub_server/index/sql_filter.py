@@ -1,5 +1,6 @@
 """Compile the filter expressions of :mod:`.query` to SQLite SQL over the ``items`` table
-(typed columns) joined with ``item_docs AS docs`` (the JSON texts).
+(typed columns) joined with ``item_docs AS docs`` (the JSON texts, compressed: SQL reads the
+properties as ``sh_json(docs.props)``).
 
 The index keeps item properties as JSON text next to a few typed columns (``id``,
 ``collection``, ``title``, and the ``datetime``/``start``/``end`` epoch seconds), and copies
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from .packing import sql_unpack
 from .query import (
     TEMPORAL_OPS,
     And,
@@ -184,12 +186,15 @@ def _predicate(name: str) -> Callable[[Any, Any], Any]:
     return getattr(shapely, name)
 
 
-def sql_spatial(predicate: str, a: str | None, b: str | None) -> int | None:
+def sql_spatial(predicate: str, a: str | bytes | None,
+                b: str | bytes | None) -> int | None:
     """SQL ``sh_spatial(predicate, a, b)``: the exact shapely predicate between two GeoJSON
-    texts; ``a`` (the query's literal) is cached prepared. NULL for missing/invalid input."""
-    if a is None or b is None:
-        return None
+    texts (or geometries as the store packs them); ``a`` (the query's literal) is cached
+    prepared. NULL for missing/invalid input."""
     try:
+        a, b = sql_unpack(a), sql_unpack(b)
+        if a is None or b is None:
+            return None
         return int(bool(_predicate(predicate)(_prepared_geometry(a), _parse_geometry(b))))
     except Exception:  # an exception escaping a SQL function aborts the whole query
         return None
@@ -204,6 +209,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
     """Install the Python SQL functions the compiled filters call."""
     conn.create_function("sh_spatial", 3, sql_spatial, deterministic=True)
     conn.create_function("sh_epoch", 1, sql_epoch, deterministic=True)
+    conn.create_function("sh_json", 1, sql_unpack, deterministic=True)
 
 
 def geometry_literal(value: Any) -> str:
@@ -433,12 +439,16 @@ def json_ref(name: str) -> Ref:
         key = sql_string(name)
         return Ref(
             "json",
-            f"(SELECT value FROM json_each(docs.props) WHERE key = {key})",
-            f"(SELECT type FROM json_each(docs.props) WHERE key = {key})",
+            f"(SELECT value FROM json_each({PROPS_JSON}) WHERE key = {key})",
+            f"(SELECT type FROM json_each({PROPS_JSON}) WHERE key = {key})",
         )
     path = sql_string(f'$."{name}"')
-    return Ref("json", f"json_extract(docs.props, {path})", f"json_type(docs.props, {path})")
+    return Ref("json", f"json_extract({PROPS_JSON}, {path})",
+               f"json_type({PROPS_JSON}, {path})")
 
+
+#: the JSON text of the item's properties (stored packed: see :mod:`.packing`)
+PROPS_JSON = "sh_json(docs.props)"
 
 #: any JSON property, as far as literals compared with it go
 JSON_REF = Ref("json", "NULL", "NULL")
@@ -535,7 +545,7 @@ def props_cond(name: str, clause: str, several: bool = False) -> Cond:
     """The condition "the item has an ``item_props`` row named ``name`` (a bound parameter)
     passing ``clause`` (on ``kind`` and ``value``)"; ``several``: one item may have several
     such rows (a test on several kinds), which counting must not count twice."""
-    where = f"name = {name} AND ({clause})"
+    where = f"name = {name_code(name)} AND ({clause})"
     return Cond(
         f"items.rowid IN (SELECT item FROM item_props WHERE {where})",
         scan=f"EXISTS (SELECT 1 FROM item_props WHERE item = items.rowid AND {where})",
@@ -548,6 +558,12 @@ def props_cond(name: str, clause: str, several: bool = False) -> Cond:
         estimate=f"SELECT count(*) FROM (SELECT 1 FROM item_props WHERE {where} "
                  f"LIMIT {ESTIMATE_CAP})",
     )
+
+
+def name_code(name: str) -> str:
+    """``item_props.name`` of a property name (as SQL: a parameter or a literal):
+    ``item_props`` holds names as codes (table ``prop_names``); NULL for a name no item has."""
+    return f"(SELECT code FROM prop_names WHERE name = {name})"
 
 
 _PROPS_COLUMN = re.compile(r"(?<![\w.:])(kind|value)\b")

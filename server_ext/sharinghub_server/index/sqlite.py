@@ -3,26 +3,32 @@
 Layout (``SCHEMA_VERSION``):
 
 * ``items``: one narrow row per STAC item (``source``, ``project``, ``collection``, ``id``,
-  and typed columns for the common filters and sorts: ``datetime``/``start``/``end`` as epoch
-  seconds, ``title``, the bbox). Kept free of JSON so that index walks, row lookups and scans
-  stay cheap; indexed for the default sort and for date ranges. Its rowid is a *recency key*:
-  the item's ``datetime`` in whole seconds, then the order of indexing among items of the same
-  second (undated items first), so that "newest first" is rowid order - the order in which the
-  FTS index lists its matches too.
-* ``item_docs`` (same rowid): the item as JSON - ``props`` (its properties), ``json`` (the
-  rest) - and its ``geometry`` GeoJSON. Read for the returned page, and by the filters that
-  ``item_props`` cannot answer (under a NOT, arrays, property against property).
+  ``doc`` - its ``item_docs`` row - and typed columns for the common filters and sorts:
+  ``datetime``/``start``/``end`` as epoch seconds, ``title``, the bbox). Kept free of JSON so
+  that index walks, row lookups and scans stay cheap; indexed for the default sort and for date
+  ranges, and by (id, collection). Its rowid is a *recency key*: the item's ``datetime`` in
+  whole seconds, then the order of indexing among items of the same second (undated items
+  first), so that "newest first" is rowid order - the order in which the FTS index lists its
+  matches too.
+* ``item_docs``: the item - ``props`` (its properties), ``json`` (the rest) and its
+  ``geometry`` - each JSON text compressed (:mod:`.packing`; schema 2's rows, JSON texts with
+  the geometry in the rest too, are read as they are). Keyed in the order of writing, not by
+  recency: a write appends to the last pages instead of rewriting a random page per item.
+  Read for the returned page, and by the filters that ``item_props`` cannot answer (under a
+  NOT, arrays, property against property: SQL reads ``sh_json(docs.props)``).
 * ``item_props``: every scalar property of every item (but the long ``description``), one row
   per (name, kind, value): numbers, strings, booleans, and timestamp strings once more as epoch
-  seconds (see :func:`~.sql_filter.property_rows`). Its key (name, kind, value, id, item)
-  turns a filter on a property into an index range, and a sort on one into an index walk in
-  the sort's order (ties by id, like every sort); a second index (item, name, kind) looks up
-  one item's value.
+  seconds (see :func:`~.sql_filter.property_rows`); names are coded (``prop_names``). Its key
+  (name, kind, value, id, item) turns a filter on a property into an index range, and a sort
+  on one into an index walk in the sort's order (ties by id, like every sort); a second index
+  (item, name, kind) looks up one item's value.
 * ``overlays``: JSON per (item id, key) that the service merges into served items (registered
   MLflow models); outside every crawl and every schema rebuild.
-* ``items_fts`` (FTS5 over title, description, keywords; rowid = item rowid) for ``q``, and
-  ``term_docs``: how many items each of its tokens is in, recounted by :meth:`maintain` (a
-  one-word search is counted from it while the FTS index is unchanged since).
+* ``items_fts`` (FTS5 over title, description, keywords; rowid = item rowid) for ``q``,
+  contentless (the texts are the properties'; deleting an item gives the index the texts it
+  had, see :func:`_fts_text`), and ``term_docs``: how many items each of its tokens is in,
+  recounted by :meth:`maintain` (a one-word search is counted from it while the FTS index is
+  unchanged since).
 * ``items_rtree`` (R*Tree) for ``bbox``/``intersects``; entry id = ``rowid * 2 + part`` since
   an item crossing the antimeridian has two boxes; auxiliary columns hold the exact bbox, which
   bbox queries check where the R*Tree's 32-bit rounding could decide wrongly. Its third
@@ -34,9 +40,13 @@ Layout (``SCHEMA_VERSION``):
 * ``collection_stats`` (count, extents) and ``prop_types`` (per collection, property name and
   JSON type, how many items have it): kept up to date by writes, so ``collections()`` and
   ``queryables()`` never scan items.
-* ``project_states``, ``meta`` (the ``get_meta``/``set_meta`` keys), and ``store_info``
-  (schema version, a generation counter bumped by every write, which keys read caches, and
-  the bookkeeping of the above).
+* ``project_states`` (compressed JSON), ``meta`` (the ``get_meta``/``set_meta`` keys), and
+  ``store_info`` (schema version, a generation counter bumped by every write, which keys read
+  caches, and the bookkeeping of the above).
+
+Schema 3 (this one) stores what schema 2 did in about 55% of the space and writes fewer pages
+per item; an index of schema 2 is migrated in place on opening (:func:`_migrate_v2`: a few
+seconds per 100,000 items), since an index may be served with no source to crawl it again.
 
 Searching: every part of a query (free text, bbox, datetime, each conjunct of the filter) is a
 condition with several SQL forms (:class:`~.sql_filter.Cond`); the plan lets the condition with
@@ -51,8 +61,11 @@ description only, newest first within each - one FTS query per field, read in ro
 order. The ranking a first page uses stays with its paging tokens, so paging stays exact.
 
 Writes add an FTS segment each (a crawl writes batches of 200 projects), which every FTS query
-then reads too: a few seconds after the last write, :meth:`SQLiteStore.maintain` merges them
-and recounts the tokens, in the background.
+then reads too (FTS5's own automerge keeps them a few per level): a few seconds after the last
+write, :meth:`SQLiteStore.maintain` merges them into one and recounts the tokens, in the
+background. A write costs the same per item whatever the index size, but for the pages it
+touches: it does no work in proportion to the index (no FTS merge of all of it, statistics
+refreshed with a bounded ``analysis_limit``).
 
 Threads: each thread gets its own connection; writes run in ``BEGIN IMMEDIATE`` transactions,
 and a search runs its count and its page in one read transaction, so it sees one snapshot.
@@ -76,6 +89,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from .packing import GEOMETRY, PROPS, REST, STATE, pack, unpack
 from .query import Budget, Interval, Page, Query, QueryError, QueryInterrupted
 from .sql_filter import (
     ESTIMATE_CAP,
@@ -92,6 +106,7 @@ from .sql_filter import (
     geometry_literal,
     in_props_table,
     interval_bounds,
+    name_code,
     property_name,
     property_rows,
     qualify_props,
@@ -107,7 +122,7 @@ from .sql_filter import (
 )
 from .store import CollectionSummary, IndexStore, ProjectUpdate, StoreClosed
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -130,21 +145,24 @@ CREATE TABLE IF NOT EXISTS items (
     project TEXT NOT NULL,
     collection TEXT NOT NULL,
     id TEXT NOT NULL,
+    doc INTEGER NOT NULL,  -- item_docs.rowid
     datetime REAL,
     start REAL,
     "end" REAL,
     title TEXT,
-    minx REAL, miny REAL, maxx REAL, maxy REAL,
-    UNIQUE (collection, id)
+    minx REAL, miny REAL, maxx REAL, maxy REAL
 );
+-- appended in the order of writing (not by recency key): a write fills the last pages
 CREATE TABLE IF NOT EXISTS item_docs (
     rowid INTEGER PRIMARY KEY,
     geometry TEXT,
     props TEXT,
-    json TEXT NOT NULL
+    json NOT NULL  -- BLOBs packed by .packing (schema 2 rows: TEXT, the rest with geometry)
 );
+-- property names, coded: item_props holds the codes
+CREATE TABLE IF NOT EXISTS prop_names (code INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS item_props (
-    name TEXT NOT NULL,
+    name INTEGER NOT NULL,  -- prop_names.code
     kind INTEGER NOT NULL,  -- sql_filter.KIND_*: number, string, boolean, timestamp
     value NOT NULL,  -- no type affinity: numbers stay numbers, texts texts
     id TEXT NOT NULL,  -- the item's id: sorts break ties by it
@@ -160,11 +178,13 @@ CREATE INDEX IF NOT EXISTS items_datetime ON items (datetime, id, start, "end");
 -- answer (the planner picks the narrower side), and both cover the default sort's columns
 CREATE INDEX IF NOT EXISTS items_start ON items (start, "end", datetime, id);
 CREATE INDEX IF NOT EXISTS items_end ON items ("end", start, datetime, id);
-CREATE INDEX IF NOT EXISTS items_id ON items (id);
+-- ids (a project's items share it) and (collection, id) lookups, and the sort by id
+CREATE UNIQUE INDEX IF NOT EXISTS items_id ON items (id, collection);
 CREATE INDEX IF NOT EXISTS items_title ON items (title, id);
 CREATE INDEX IF NOT EXISTS items_project ON items (source, project);
+-- contentless: the texts are in item_docs.props (see _fts_text), deleted by value
 CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5 (
-    title, description, keywords, tokenize = 'unicode61 remove_diacritics 2'
+    title, description, keywords, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS items_rtree
     USING rtree (id, minx, maxx, miny, maxy, mint, maxt, +west, +south, +east, +north);
@@ -196,8 +216,8 @@ CREATE TABLE IF NOT EXISTS prop_types (
 ) WITHOUT ROWID;
 """
 _TABLES = ("store_info", "meta", "project_states", "items", "item_docs", "item_props",
-           "items_vocab", "term_docs", "items_fts", "items_rtree", "items_time", "time_hist",
-           "collection_stats", "prop_types")
+           "prop_names", "items_vocab", "term_docs", "items_fts", "items_rtree", "items_time",
+           "time_hist", "collection_stats", "prop_types")
 
 #: bm25 column weights (title, description, keywords): a title hit counts most
 _BM25 = "bm25(items_fts, 10.0, 1.0, 5.0)"
@@ -295,6 +315,8 @@ class SQLiteStore(IndexStore):
         self._rows: OrderedDict[tuple, tuple[int, Any]] = OrderedDict()
         self._timer: threading.Timer | None = None  # the next maintenance
         self._maintaining = threading.Lock()
+        self._names: dict[str, int] = {}  # prop_names codes (committed ones)
+        self._writing = 0  # apply() calls under way
         self._create_schema()
         if self._maintenance_due(self._conn()):
             self._schedule_maintenance()
@@ -393,12 +415,19 @@ class SQLiteStore(IndexStore):
             if version is not None and version[0] > SCHEMA_VERSION:
                 raise RuntimeError(f"{self.path}: index schema {version[0]} is newer than this "
                                    f"software's ({SCHEMA_VERSION})")
-            if version is not None and version[0] < SCHEMA_VERSION:
-                # the index is a cache of the sources: an old layout is rebuilt by a crawl
+            if version is not None and version[0] == 2:
+                _migrate_v2(conn)  # (an index may have no source to crawl it again)
+            elif version is not None and version[0] < SCHEMA_VERSION:
+                # the index is a cache of the sources: an older layout is rebuilt by a crawl
                 for table in _TABLES:
                     conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in _statements(_SCHEMA):
                 conn.execute(statement)
+            if version is not None and version[0] == 2:  # statistics of the new indexes
+                conn.execute("PRAGMA analysis_limit = 2000")
+                conn.execute("ANALYZE")
+                conn.execute("INSERT OR REPLACE INTO store_info VALUES ('analyzed', ?)",
+                             (conn.execute("SELECT count(*) FROM items").fetchone()[0],))
             conn.execute("INSERT OR REPLACE INTO store_info VALUES ('schema_version', ?)",
                          (SCHEMA_VERSION,))
             conn.execute("INSERT OR IGNORE INTO store_info VALUES ('generation', 0)")
@@ -462,6 +491,14 @@ class SQLiteStore(IndexStore):
             self._timer.start()
 
     def _maintain_quietly(self) -> None:
+        """The scheduled maintenance, unless a write began meanwhile (a batch slower than the
+        delay): merging the whole FTS index between two batches of a crawl would make each
+        batch cost in proportion to the index. It comes after the crawl's last write."""
+        with self._lock:
+            writing = self._writing > 0
+        if writing:
+            self._schedule_maintenance()
+            return
         with suppress(sqlite3.Error, RuntimeError):  # busy, or closed meanwhile: next time
             self.maintain()
 
@@ -474,9 +511,21 @@ class SQLiteStore(IndexStore):
 
     @_operation
     def apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str]) -> None:
+        with self._lock:
+            self._writing += 1  # (the scheduled maintenance waits for the write's end)
+        try:
+            self._apply(source, updates, deletions)
+        finally:
+            with self._lock:
+                self._writing -= 1
+        self._schedule_maintenance()
+
+    def _apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str]) -> None:
         rows = [(update, [_Row(item) for item in update.items]) for update in updates]
         changes = _Changes()
         with self._write() as conn:
+            changes.doc = conn.execute("SELECT coalesce(max(rowid), 0) FROM item_docs"
+                                       ).fetchone()[0]
             for project in deletions:
                 self._delete_project(conn, source, project, changes)
                 conn.execute("DELETE FROM project_states WHERE source = ? AND project = ?",
@@ -488,15 +537,16 @@ class SQLiteStore(IndexStore):
                 conn.execute(
                     "INSERT INTO project_states (source, project, state) VALUES (?, ?, ?) "
                     "ON CONFLICT (source, project) DO UPDATE SET state = excluded.state",
-                    (source, update.project, _dumps(update.state)),
+                    (source, update.project, pack(_dumps(update.state), STATE)),
                 )
             changes.save(conn)
             conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
             self._maybe_analyze(conn, changes.written)
-        self._schedule_maintenance()
+        with self._lock:
+            self._names.update(changes.names)
 
-    _DELETED = ("SELECT items.rowid, collection, start, \"end\", minx, miny, maxx, maxy, props "
-                "FROM items JOIN item_docs AS docs ON docs.rowid = items.rowid WHERE ")
+    _DELETED = ("SELECT items.rowid, collection, start, \"end\", minx, miny, maxx, maxy, props, "
+                "items.doc FROM items JOIN item_docs AS docs ON docs.rowid = items.doc WHERE ")
 
     @staticmethod
     def _delete_rows(conn: sqlite3.Connection, found: list[tuple], changes: _Changes) -> None:
@@ -504,12 +554,16 @@ class SQLiteStore(IndexStore):
         for row in found:
             changes.removed(row)
         rowids = [(row[0],) for row in found]
-        conn.executemany("DELETE FROM items_fts WHERE rowid = ?", rowids)
+        # a contentless FTS index forgets a row given the texts it was indexed with
+        conn.executemany(
+            "INSERT INTO items_fts (items_fts, rowid, title, description, keywords) "
+            "VALUES ('delete', ?, ?, ?, ?)",
+            [(row[0], *_fts_text(_props_dict(row[8]))) for row in found])
         conn.executemany("DELETE FROM items_rtree WHERE id IN (?1 * 2, ?1 * 2 + 1)", rowids)
         conn.executemany("DELETE FROM item_props WHERE item = ?", rowids)
         conn.executemany("DELETE FROM items_time WHERE id = ?", rowids)
         conn.executemany("DELETE FROM items WHERE rowid = ?", rowids)
-        conn.executemany("DELETE FROM item_docs WHERE rowid = ?", rowids)
+        conn.executemany("DELETE FROM item_docs WHERE rowid = ?", [(row[9],) for row in found])
 
     def _delete_project(self, conn: sqlite3.Connection, source: str, project: str,
                         changes: _Changes) -> None:
@@ -526,18 +580,20 @@ class SQLiteStore(IndexStore):
         if found:
             self._delete_rows(conn, found, changes)
         rowid = self._recency_key(conn, row.datetime)
+        changes.doc += 1
         conn.execute(
-            "INSERT INTO items (rowid, source, project, collection, id, datetime, start, "
+            "INSERT INTO items (rowid, source, project, collection, id, doc, datetime, start, "
             "\"end\", title, minx, miny, maxx, maxy) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rowid, source, project, row.collection, row.id, row.datetime, row.start, row.end,
-             row.title, *(row.bbox or (None, None, None, None))),
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rowid, source, project, row.collection, row.id, changes.doc, row.datetime,
+             row.start, row.end, row.title, *(row.bbox or (None, None, None, None))),
         )
+        codes = self._name_codes(conn, {name for name, _, _ in row.prop_rows}, changes)
         conn.executemany(
             "INSERT INTO item_props (name, kind, value, id, item) VALUES (?, ?, ?, ?, ?)",
-            [(name, kind, value, row.id, rowid) for name, kind, value in row.prop_rows])
+            [(codes[name], kind, value, row.id, rowid) for name, kind, value in row.prop_rows])
         conn.execute("INSERT INTO item_docs (rowid, geometry, props, json) VALUES (?, ?, ?, ?)",
-                     (rowid, row.geometry, row.props, row.json))
+                     (changes.doc, row.geometry, row.props, row.json))
         conn.execute(
             "INSERT INTO items_fts (rowid, title, description, keywords) VALUES (?, ?, ?, ?)",
             (rowid, *row.text),
@@ -558,6 +614,21 @@ class SQLiteStore(IndexStore):
             )
         changes.added(row)
 
+    def _name_codes(self, conn: sqlite3.Connection, names: set[str],
+                    changes: _Changes) -> dict[str, int]:
+        """name -> its ``prop_names`` code, coding new names (known to this store's cache
+        once the write commits: a rolled back code must not be used)."""
+        codes = changes.names
+        for name in names - codes.keys():
+            with self._lock:
+                code = self._names.get(name)
+            if code is None:
+                conn.execute("INSERT OR IGNORE INTO prop_names (name) VALUES (?)", (name,))
+                code = conn.execute("SELECT code FROM prop_names WHERE name = ?",
+                                    (name,)).fetchone()[0]
+            codes[name] = code
+        return codes
+
     @staticmethod
     def _recency_key(conn: sqlite3.Connection, datetime: float | None) -> int:
         """A free rowid for an item of this datetime: after the items of the same second."""
@@ -577,9 +648,10 @@ class SQLiteStore(IndexStore):
 
     def _maybe_analyze(self, conn: sqlite3.Connection, written: int) -> None:
         """Refresh the planner's statistics when the item count has changed a lot since the
-        last time (the choice between the datetime, start/end and FTS paths depends on them),
-        and merge the FTS index into one segment when a quarter of it has been written since
-        (so that it stays a few segments during a long crawl; see :meth:`maintain`)."""
+        last time (the choice between the datetime, start/end and FTS paths depends on them;
+        ``analysis_limit`` bounds the work whatever the size), and note what the FTS index
+        needs merged and recounted (:meth:`maintain`: merging it all here, every so many
+        items, made a write cost in proportion to the index)."""
         count = conn.execute("SELECT coalesce(sum(n), 0) FROM collection_stats").fetchone()[0]
         row = conn.execute("SELECT value FROM store_info WHERE key = 'analyzed'").fetchone()
         last = row[0] if row else 0
@@ -590,9 +662,6 @@ class SQLiteStore(IndexStore):
         if not written:
             return
         unmerged = written + (self._info(conn, "fts_unmerged") or 0)
-        if unmerged >= max(1000, count / 4):
-            conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
-            unmerged = 0
         conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
                          [("fts_unmerged", unmerged), ("term_docs", 0)])
 
@@ -640,7 +709,7 @@ class SQLiteStore(IndexStore):
     def project_states(self, source: str) -> dict[str, dict[str, Any]]:
         rows = self._conn().execute(
             "SELECT project, state FROM project_states WHERE source = ?", (source,))
-        return {project: json.loads(state) for project, state in rows}
+        return {project: _loads(state) for project, state in rows}
 
     @_operation
     def project(self, item_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -654,13 +723,13 @@ class SQLiteStore(IndexStore):
         if row is None:  # a project without items (yet): by its id
             row = conn.execute("SELECT source, state FROM project_states WHERE project = ? "
                                "ORDER BY source LIMIT 1", (item_id,)).fetchone()
-        return (row[0], json.loads(row[1])) if row else None
+        return (row[0], _loads(row[1])) if row else None
 
     @_operation
     def get_item(self, collection: str, item_id: str) -> dict | None:
         row = self._conn().execute(
-            "SELECT json, props FROM items JOIN item_docs AS docs ON docs.rowid = items.rowid "
-            "WHERE collection = ? AND id = ?",
+            "SELECT json, props, geometry FROM items JOIN item_docs AS docs "
+            "ON docs.rowid = items.doc WHERE collection = ? AND id = ?",
             (collection, item_id),
         ).fetchone()
         return _load_item(*row) if row else None
@@ -763,7 +832,7 @@ class SQLiteStore(IndexStore):
                                          query.limit):
                     source, terms = self._plan(conn, generation, where, params)
                     if any(uses_docs(sql) for sql in [*terms, *(e for e, _ in keys)]):
-                        source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+                        source += " JOIN item_docs AS docs ON docs.rowid = items.doc"
                     everything = self._collect(
                         conn, generation, f"SELECT {', '.join(e for e, _ in keys)} "
                         f"FROM {source} WHERE {' AND '.join(terms)} ORDER BY {_order_by(keys)}",
@@ -845,7 +914,7 @@ class SQLiteStore(IndexStore):
                 source += " NOT INDEXED"  # sorting every item: read them in rowid order
         segments = _keyset(order, token["k"], binder) if token is not None else ["1"]
         if any(uses_docs(sql) for sql in [*terms, *segments, *(e for e, _ in keys)]):
-            source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+            source += " JOIN item_docs AS docs ON docs.rowid = items.doc"
         for segment in segments:
             yield (f"SELECT {', '.join(e for e, _ in keys)} FROM {source} "
                    f"WHERE {' AND '.join([*terms, segment])} ORDER BY {_order_by(order)}")
@@ -863,19 +932,19 @@ class SQLiteStore(IndexStore):
             walk += [("s.id", direction), ("s.item", direction)]  # the index's order
         else:
             walk += rest  # SQLite sorts runs of equal values
-        docs = " JOIN item_docs AS docs ON docs.rowid = items.rowid" \
+        docs = " JOIN item_docs AS docs ON docs.rowid = items.doc" \
             if any(uses_docs(sql) for sql in [*terms, *(e for e, _ in rest)]) else ""
 
         def with_value(condition: str) -> str:
             return (f"SELECT {', '.join(e for e, _ in walk)} FROM item_props AS s CROSS JOIN "
-                    f"items ON items.rowid = s.item{docs} WHERE s.name = {name} AND "
+                    f"items ON items.rowid = s.item{docs} WHERE s.name = {name_code(name)} AND "
                     f"s.kind = {kind} AND {' AND '.join([*terms, condition])} "
                     f"ORDER BY {_order_by(walk)}")
 
         def without(condition: str) -> str:
             return (f"SELECT NULL, {', '.join(e for e, _ in rest)} FROM items{docs} WHERE "
                     f"NOT EXISTS (SELECT 1 FROM item_props WHERE item = items.rowid AND "
-                    f"name = {name} AND kind = {kind}) AND "
+                    f"name = {name_code(name)} AND kind = {kind}) AND "
                     f"{' AND '.join([*terms, condition])} ORDER BY {_order_by(rest)}")
 
         nulls_first = direction == "asc"
@@ -910,7 +979,7 @@ class SQLiteStore(IndexStore):
         if others:
             source += " CROSS JOIN items ON items.rowid = items_fts.rowid"
             if any(uses_docs(sql) for sql in terms):
-                source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+                source += " JOIN item_docs AS docs ON docs.rowid = items.doc"
         for segment in segments:
             yield (f"SELECT {', '.join(e for e, _ in keys)} FROM {source} "
                    f"WHERE {' AND '.join([*terms, segment])} ORDER BY {_order_by(order)}")
@@ -939,7 +1008,7 @@ class SQLiteStore(IndexStore):
             return None
         source, terms = self._plan(conn, generation, others, params)
         if any(uses_docs(sql) for sql in terms):
-            source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+            source += " JOIN item_docs AS docs ON docs.rowid = items.doc"
 
         def lookup(fts_query: str) -> str:
             return (f"EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH "
@@ -972,7 +1041,7 @@ class SQLiteStore(IndexStore):
         if others:
             source += " CROSS JOIN items ON items.rowid = items_fts.rowid"
         if any(uses_docs(sql) for sql in terms):
-            source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+            source += " JOIN item_docs AS docs ON docs.rowid = items.doc"
         for tier in tiers:
             conditions = [*terms, *([fts.rowids] if fts.rowids else []),
                           f"items_fts MATCH {binder.bind(_FIELD_TIERS[tier].format(q=match))}"]
@@ -1027,8 +1096,9 @@ class SQLiteStore(IndexStore):
             return {}
         marks = ", ".join("?" * len(rowids))
         found = conn.execute(
-            f"SELECT rowid, json, props FROM item_docs WHERE rowid IN ({marks})", rowids)
-        return {rowid: _load_item(rest, props) for rowid, rest, props in found}
+            "SELECT items.rowid, json, props, geometry FROM items JOIN item_docs AS docs "
+            f"ON docs.rowid = items.doc WHERE items.rowid IN ({marks})", rowids)
+        return {rowid: _load_item(rest, props, geometry) for rowid, rest, props, geometry in found}
 
     # -- plans -----------------------------------------------------------------------------
 
@@ -1046,7 +1116,7 @@ class SQLiteStore(IndexStore):
                 # reading every item's JSON: in rowid order, not along some index
                 if source == "items" and not any(c.kind for c in where):
                     source += " NOT INDEXED"
-                source += " JOIN item_docs AS docs ON docs.rowid = items.rowid"
+                source += " JOIN item_docs AS docs ON docs.rowid = items.doc"
             sql = f"SELECT count(*) FROM {source} WHERE {' AND '.join(terms)}"
         return self._cached(conn, generation, sql, params, lambda cursor: cursor.fetchone()[0])
 
@@ -1087,7 +1157,7 @@ class SQLiteStore(IndexStore):
             name, clause = cond.props
             alias = f"e{index}"
             joins.append(f" CROSS JOIN item_props AS {alias} ON {alias}.item = {rowid} AND "
-                         f"{alias}.name = {name} AND ({qualify_props(clause, alias)})")
+                         f"{alias}.name = {name_code(name)} AND ({qualify_props(clause, alias)})")
         rest = [c for c in rest if c.props is None]
         tests = [self._test(conn, generation, c, params, rows) for c in rest]
         if items or any("items." in t or "docs." in t for t in [term, *tests]):
@@ -1337,7 +1407,7 @@ class SQLiteStore(IndexStore):
                 if kind is not None:
                     literal = sql_string(name)
                     sql = (f"(SELECT value FROM item_props WHERE item = items.rowid AND "
-                           f"name = {literal} AND kind = {kind})")
+                           f"name = {name_code(literal)} AND kind = {kind})")
                     if index == 0:
                         lead = (literal, kind, present)
             keys.append((sql, direction))
@@ -1477,6 +1547,54 @@ def _fts_condition(fts: Cond) -> str:
 _PARAM = re.compile(r":([A-Za-z_]\w*)")
 
 
+#: schema 2's indexes on ``items``, which schema 3 replaces or keeps under the same names
+_V2_ITEM_INDEXES = ("items_collection_datetime", "items_datetime", "items_start", "items_end",
+                    "items_id", "items_title", "items_project")
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3 in place (inside the caller's write transaction), keeping every item,
+    state, overlay and meta key: ``items`` gains its ``doc`` key (its schema 2 document has
+    the item's rowid) and loses the (collection, id) constraint, rebuilt; the FTS index is
+    rebuilt contentless from its old content. ``item_docs`` rows stay as they are: their
+    JSON text is read as schema 2 wrote it."""
+    for index in _V2_ITEM_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    conn.execute("ALTER TABLE items RENAME TO items_v2")
+    conn.execute(_create_table("items"))
+    conn.execute(
+        'INSERT INTO items (rowid, source, project, collection, id, doc, datetime, start, "end", '
+        "title, minx, miny, maxx, maxy) SELECT rowid, source, project, collection, id, rowid, "
+        'datetime, start, "end", title, minx, miny, maxx, maxy FROM items_v2')
+    conn.execute("DROP TABLE items_v2")
+    conn.execute("DROP INDEX IF EXISTS item_props_item")
+    conn.execute("ALTER TABLE item_props RENAME TO item_props_v2")
+    conn.execute(_create_table("prop_names"))
+    conn.execute("INSERT INTO prop_names (name) SELECT DISTINCT name FROM item_props_v2 "
+                 "ORDER BY name")
+    conn.execute(_create_table("item_props"))
+    conn.execute("INSERT INTO item_props (name, kind, value, id, item) SELECT n.code, p.kind, "
+                 "p.value, p.id, p.item FROM item_props_v2 AS p JOIN prop_names AS n "
+                 "ON n.name = p.name ORDER BY 1, 2, 3, 4, 5")
+    conn.execute("DROP TABLE item_props_v2")
+    conn.execute("DROP TABLE IF EXISTS items_vocab")
+    conn.execute("CREATE VIRTUAL TABLE items_fts_v3 USING fts5 (title, description, keywords, "
+                 "content = '', tokenize = 'unicode61 remove_diacritics 2')")
+    conn.execute("INSERT INTO items_fts_v3 (rowid, title, description, keywords) "
+                 "SELECT rowid, title, description, keywords FROM items_fts")
+    conn.execute("DROP TABLE items_fts")
+    conn.execute("ALTER TABLE items_fts_v3 RENAME TO items_fts")
+    conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
+                     [("fts_unmerged", 1), ("term_docs", 0), ("analyzed", 0)])
+    conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
+
+
+def _create_table(name: str) -> str:
+    """The statement of ``_SCHEMA`` creating table ``name``."""
+    return next(statement for statement in _statements(_SCHEMA)
+                if f"CREATE TABLE IF NOT EXISTS {name} (" in statement)
+
+
 def _statements(script: str) -> Iterator[str]:
     """The SQL statements of a script (``executescript`` would commit our transaction)."""
     buffer = ""
@@ -1504,6 +1622,8 @@ class _Changes:
         #: time_hist bucket -> [starts, ends] changes
         self.hist: dict[int, list[int]] = {}
         self.written = 0  # items added and removed
+        self.doc = 0  # the last item_docs key used (the next document is appended after it)
+        self.names: dict[str, int] = {}  # prop_names codes used (some maybe new)
 
     def added(self, row: _Row) -> None:
         self.written += 1
@@ -1534,11 +1654,11 @@ class _Changes:
                 self.hist.setdefault(_bucket(t), [0, 0])[index] += step
 
     def removed(self, row: tuple) -> None:
-        _, c, start, end, minx, miny, maxx, maxy, props = row
+        _, c, start, end, minx, miny, maxx, maxy, props = row[:9]
         self.written += 1
         self.count[c] -= 1
         self._count_times(start, end, -1)
-        for name, kind in _property_types(json.loads(props) if props else {}):
+        for name, kind in _property_types(_props_dict(props)):
             self.types[(c, name, kind)] -= 1
         if minx is not None and minx > maxx:
             self.crossing[c] -= 1
@@ -1636,24 +1756,35 @@ class _Row:
         self.end = _first(end, dt, start)
         title = props.get("title")
         self.title = title if isinstance(title, str) else None
-        self.geometry = _dumps(item["geometry"]) if item.get("geometry") else None
+        self.geometry = pack(_dumps(item["geometry"]), GEOMETRY) if item.get("geometry") \
+            else None
         self.bbox = _item_bbox(item)
-        keywords = props.get("keywords")
-        self.text = (
-            _text(title),
-            _text(props.get("description")),
-            " ".join(_text(k) for k in keywords) if isinstance(keywords, list) else
-            _text(keywords),
-        )
+        self.text = _fts_text(props)
         self.types = list(_property_types(props))
         self.prop_rows = property_rows(props)
         rest = dict(item)
         if "properties" in item:
             rest["properties"] = None  # keeps the key's place; props holds the value
-            self.props: str | None = _dumps(item["properties"])
+            self.props: bytes | None = pack(_dumps(item["properties"]), PROPS)
         else:
             self.props = None
-        self.json = _dumps(rest)
+        if self.geometry is not None:
+            rest["geometry"] = None  # likewise: the geometry column holds it
+        self.json = pack(_dumps(rest), REST)
+
+
+def _fts_text(props: dict) -> tuple[str, str, str]:
+    """The (title, description, keywords) texts the FTS index holds for these properties;
+    the same again when an item is deleted (from its stored properties)."""
+    keywords = props.get("keywords")
+    return (
+        _text(props.get("title")),
+        _text(props.get("description")),
+        " ".join(_text(k) for k in keywords) if isinstance(keywords, list) else
+        _text(keywords),
+    )
+
+
 
 
 _BUCKET_BITS = 20  # time_hist buckets: 2^20 seconds (about 12 days)
@@ -1681,15 +1812,36 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+#: compact JSON, made once (``json.dumps`` with options makes an encoder per call)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
-def _load_item(rest: str, props: str | None) -> dict:
-    item = json.loads(rest)
+def _load_item(rest: bytes | str, props: bytes | str | None,
+               geometry: bytes | str | None) -> dict:
+    """An item from its ``item_docs`` row (packed, or as schema 2 wrote it: JSON texts, the
+    geometry in the rest too)."""
+    item = json.loads(unpack(rest) or "")
     if props is not None:
-        item["properties"] = json.loads(props)
+        item["properties"] = json.loads(unpack(props) or "")
+    if geometry is not None and isinstance(rest, bytes):
+        item["geometry"] = json.loads(unpack(geometry) or "")
     return item
+
+
+def _props_dict(value: bytes | str | None) -> dict:
+    """An item's stored properties, as the write read them (anything but an object: none)."""
+    props = _loads(value)
+    return props if isinstance(props, dict) else {}
+
+
+def _loads(value: bytes | str | None) -> Any:
+    """A JSON value of a packed (or plain) column."""
+    text = unpack(value)
+    return json.loads(text) if text is not None else None
 
 
 def _item_bbox(item: dict) -> tuple[float, float, float, float] | None:
