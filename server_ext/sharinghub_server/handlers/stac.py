@@ -1,4 +1,12 @@
-"""The STAC API handlers: parse, ask the index off the event loop, answer."""
+"""The STAC API handlers: parse, ask the index off the event loop, answer.
+
+The request path is kept short, since a search through Jupyter should cost little more than
+the search itself: all of a request's blocking work (reading its JSON body, parsing CQL2 and
+geometries, the search, building and encoding the page) runs in ONE call on the catalog's
+thread pool, which hands back the encoded bytes; a repeated read is answered from
+:class:`~.answers.AnswerCache` without leaving the event loop; what depends only on the server
+(conformance, the landing page of one host) is encoded once.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +22,14 @@ from ..service import NotFound
 from ..stac import responses
 from ..stac.limits import load_json
 from ..stac.params import get_args_for, post_body_for, search_from_get, search_from_post
-from .base import SharingHubHandler
+from .answers import Answer, AnswerCache, request_key
+from .base import SharingHubHandler, encode_json
 
 GEOJSON = "application/geo+json"
+JSON = "application/json"
+SCHEMA = "application/schema+json"
+
+_CONFORMANCE = encode_json({"conformsTo": list(responses.CONFORMANCE)})
 
 
 class CatalogHandler(SharingHubHandler):
@@ -24,43 +37,92 @@ class CatalogHandler(SharingHubHandler):
 
     pool_setting = "sharinghub_search_executor"
 
+    @property
+    def answers(self) -> AnswerCache:
+        """The server's cache of catalog answers (made on first use)."""
+        cache = self.settings.get("sharinghub_answers")
+        if cache is None:
+            service = self.service
+            cache = self.settings.setdefault("sharinghub_answers",
+                                             AnswerCache(lambda: service.writes))
+        return cache
+
+    async def answer(self, work: Callable[[], bytes], content_type: str = JSON) -> None:
+        """Write what ``work`` (blocking: run in the pool, in one hop) encodes, or the same
+        request's answer still valid in the cache."""
+        request = self.request
+        key = request_key(request.method or "GET", request.protocol, request.host,
+                          request.uri or "", request.body or b"")
+        cache = self.answers
+        if key is not None:
+            found = cache.get(key)
+            if found is not None:
+                self.write_encoded(found.body, content_type=found.content_type)
+                return
+        epoch = cache.epoch()
+        body = await self.run(work)
+        if key is not None:
+            cache.put(key, epoch, Answer(body, content_type))
+        self.write_encoded(body, content_type=content_type)
+
 
 class LandingHandler(CatalogHandler):
     @web.authenticated
     def get(self) -> None:
-        self.write_json(responses.landing_page(self.api_root, self.service.categories))
+        # the same for every request to one host: encoded once per API root
+        pages = self.settings.setdefault("sharinghub_landing", {})
+        api = self.api_root
+        body = pages.get(api)
+        if body is None:
+            body = encode_json(responses.landing_page(api, self.service.categories))
+            if len(pages) < 64:  # (hosts a server is reached by: a handful)
+                pages[api] = body
+        self.write_encoded(body)
 
 
 class ConformanceHandler(CatalogHandler):
     @web.authenticated
     def get(self) -> None:
-        self.write_json({"conformsTo": list(responses.CONFORMANCE)})
+        self.write_encoded(_CONFORMANCE)
 
 
 class CollectionsHandler(CatalogHandler):
     @web.authenticated
     async def get(self) -> None:
-        summaries = await self.run(self.service.store.collections)
-        self.write_json(responses.collections(self.api_root, self.service.categories,
-                                              summaries))
+        api, service = self.api_root, self.service
+
+        def work() -> bytes:
+            return encode_json(responses.collections(api, service.categories,
+                                                     service.store.collections()))
+
+        await self.answer(work)
 
 
 class CollectionHandler(CatalogHandler):
     @web.authenticated
     async def get(self, cid: str) -> None:
         category = self.service.category(cid)
-        summaries = await self.run(self.service.store.collections)
-        self.write_json(responses.collection(self.api_root, category, summaries.get(cid)))
+        api, store = self.api_root, self.service.store
+
+        def work() -> bytes:
+            return encode_json(responses.collection(api, category, store.collections().get(cid)))
+
+        await self.answer(work)
 
 
 class ItemHandler(CatalogHandler):
     @web.authenticated
     async def get(self, cid: str, item_id: str) -> None:
         self.service.category(cid)
-        stored = await self.run(self.service.get_item, cid, item_id)
-        if stored is None:
-            raise NotFound(f"no item {item_id!r} in collection {cid!r}")
-        self.write_json(responses.item(self.api_root, stored), content_type=GEOJSON)
+        api, service = self.api_root, self.service
+
+        def work() -> bytes:
+            stored = service.get_item(cid, item_id)
+            if stored is None:
+                raise NotFound(f"no item {item_id!r} in collection {cid!r}")
+            return encode_json(responses.item(api, stored))
+
+        await self.answer(work, GEOJSON)
 
 
 class QueryablesHandler(CatalogHandler):
@@ -68,9 +130,12 @@ class QueryablesHandler(CatalogHandler):
     async def get(self, cid: str | None = None) -> None:
         if cid is not None:
             self.service.category(cid)
-        found = await self.run(self.service.store.queryables, cid)
-        self.write_json(responses.queryables(self.api_root, found, cid),
-                        content_type="application/schema+json")
+        api, store = self.api_root, self.service.store
+
+        def work() -> bytes:
+            return encode_json(responses.queryables(api, store.queryables(cid), cid))
+
+        await self.answer(work, SCHEMA)
 
 
 class _SearchBase(CatalogHandler):
@@ -88,8 +153,8 @@ class _SearchBase(CatalogHandler):
     def _self_url(self) -> str:
         return f"{self.request.protocol}://{self.request.host}{self.request.path}"
 
-    def _get_links(self, args: dict[str, str], page: Page) -> list[dict[str, Any]]:
-        url = self._self_url()
+    @staticmethod
+    def _get_links(url: str, args: dict[str, str], page: Page) -> list[dict[str, Any]]:
         links = [{"rel": "self", "type": GEOJSON,
                   "href": f"{url}?{urlencode(args)}" if args else url}]
         for rel, token in (("next", page.next_token), ("prev", page.prev_token)):
@@ -98,54 +163,68 @@ class _SearchBase(CatalogHandler):
                               "href": f"{url}?{urlencode(get_args_for(args, token))}"})
         return links
 
-    async def _answer(self, parse: Callable[[], Query], links) -> None:
-        """Parse (off the event loop too: big geometries, CQL2), then search within the
-        budget."""
-        query = await self.run(parse)
-        query.budget = self._budget
-        page = await self.run(self.service.search, query)
-        self.write_json(
-            responses.item_collection(self.api_root, page.items, page.matched, links(page)),
-            content_type=GEOJSON)
+    def _page(self, query: Query, links: Callable[[Page], list[dict[str, Any]]], api: str,
+              budget: Budget) -> bytes:
+        """In the pool: search within the budget, build and encode the page."""
+        query.budget = budget
+        page = self.service.search(query)
+        return encode_json(responses.item_collection(api, page.items, page.matched,
+                                                     links(page)))
 
 
 class ItemsHandler(_SearchBase):
     @web.authenticated
     async def get(self, cid: str) -> None:
         self.service.category(cid)
-        args = self._args()
-        parse = functools.partial(search_from_get, args,
-                                  known_collections=self.service.collection_ids, collection=cid)
-        await self._answer(parse, lambda page: [
-            *self._get_links(args, page),
-            {"rel": "collection", "type": "application/json",
-             "href": f"{self.api_root}stac/collections/{cid}"}])
+        args, url, api, budget = self._args(), self._self_url(), self.api_root, self._budget
+        known = self.service.collection_ids
+
+        def links(page: Page) -> list[dict[str, Any]]:
+            return [*self._get_links(url, args, page),
+                    {"rel": "collection", "type": JSON,
+                     "href": f"{api}stac/collections/{cid}"}]
+
+        def work() -> bytes:  # (parsing too: big geometries, CQL2)
+            query = search_from_get(args, known_collections=known, collection=cid)
+            return self._page(query, links, api, budget)
+
+        await self.answer(work, GEOJSON)
 
 
 class SearchHandler(_SearchBase):
     @web.authenticated
     async def get(self) -> None:
-        args = self._args()
-        parse = functools.partial(search_from_get, args,
-                                  known_collections=self.service.collection_ids)
-        await self._answer(parse, lambda page: self._get_links(args, page))
+        args, url, api, budget = self._args(), self._self_url(), self.api_root, self._budget
+        known = self.service.collection_ids
+
+        def work() -> bytes:
+            query = search_from_get(args, known_collections=known)
+            return self._page(query, functools.partial(self._get_links, url, args), api,
+                              budget)
+
+        await self.answer(work, GEOJSON)
 
     @web.authenticated
     async def post(self) -> None:
-        body = await self.run(load_json, self.request.body)
-        parse = functools.partial(search_from_post, body,
-                                  known_collections=self.service.collection_ids)
+        raw, url, api, budget = self.request.body, self._self_url(), self.api_root, self._budget
+        known = self.service.collection_ids
 
-        def links(page: Page) -> list[dict[str, Any]]:
-            url = self._self_url()
-            out = [{"rel": "self", "type": GEOJSON, "href": url}]
-            for rel, token in (("next", page.next_token), ("prev", page.prev_token)):
-                if token:
-                    out.append({"rel": rel, "type": GEOJSON, "href": url, "method": "POST",
-                                "body": post_body_for(body, token), "merge": False})
-            return out
+        def work() -> bytes:
+            body = load_json(raw)
+            query = search_from_post(body, known_collections=known)
 
-        await self._answer(parse, links)
+            def links(page: Page) -> list[dict[str, Any]]:
+                out = [{"rel": "self", "type": GEOJSON, "href": url}]
+                for rel, token in (("next", page.next_token), ("prev", page.prev_token)):
+                    if token:
+                        out.append({"rel": rel, "type": GEOJSON, "href": url,
+                                    "method": "POST", "body": post_body_for(body, token),
+                                    "merge": False})
+                return out
+
+            return self._page(query, links, api, budget)
+
+        await self.answer(work, GEOJSON)
 
     def check_xsrf_cookie(self) -> None:
         """POST /search reads, it changes nothing: STAC clients send no XSRF token."""

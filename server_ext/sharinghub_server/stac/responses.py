@@ -6,12 +6,13 @@ dicts. Handlers only pick the document and write it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 from ..catalog.categories import Category
 from ..catalog.collection import build_collection
-from ..catalog.hrefs import absolutize, item_href
+from ..catalog.hrefs import absolutize, is_absolute, item_href
 from ..catalog.validate import STAC_VERSION
 from ..index.store import CollectionSummary
 
@@ -101,10 +102,43 @@ def collections(api: str, categories: tuple[Category, ...],
     }
 
 
+#: a relative path that ``urljoin`` only appends to a base ending in ``/``: no scheme, no
+#: host, no parameters (``;``), no character urlsplit strips; dot segments and empty ones
+#: (``//``), which urljoin removes, are checked apart
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_~%!$&'()*+,=@-][A-Za-z0-9_~%!$&'()*+,=@./-]*")
+#: a query urljoin keeps as it is (not empty: an empty one it drops)
+_PLAIN_QUERY = re.compile(r"[A-Za-z0-9_~%!$&'()*+,;=@./?:-]+")
+
+
+def _absolute(href: str, base: str) -> str:
+    """What :func:`~..catalog.hrefs.absolutize` makes of ``href`` against ``base`` (ending
+    in ``/``), without parsing the URLs it need not parse: every href of every page goes
+    through here (a page of 10 items: dozens of them)."""
+    if href.startswith(("https://", "http://")):
+        return href
+    path, sep, query = href.partition("?")
+    if (_PLAIN_PATH.fullmatch(path) and "/." not in path and "//" not in path
+            and (not sep or _PLAIN_QUERY.fullmatch(query))):
+        return base + href
+    return href if is_absolute(href) else urljoin(base, href)
+
+
+def _absolutize(obj: dict[str, Any], base: str) -> dict[str, Any]:
+    """:func:`~..catalog.hrefs.absolutize`, faster (same result)."""
+    out = dict(obj)
+    if "links" in out:
+        out["links"] = [link if (href := _absolute(link["href"], base)) is link["href"]
+                        else {**link, "href": href} for link in out["links"]]
+    if "assets" in out:
+        out["assets"] = {key: a if (href := _absolute(a["href"], base)) is a["href"]
+                         else {**a, "href": href} for key, a in out["assets"].items()}
+    return out
+
+
 def item(api: str, stored: dict[str, Any]) -> dict[str, Any]:
     """A stored item as served: absolute hrefs, and self/parent/root links."""
     stac = f"{api}stac"
-    doc = absolutize(stored, api)
+    doc = _absolutize(stored, api if api.endswith("/") else api + "/")
     cid = stored.get("collection", "")
     doc["links"] = [
         _link("self", f"{api}{item_href(cid, stored['id'])}", GEOJSON),
