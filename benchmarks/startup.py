@@ -2,9 +2,11 @@
 
 Starts ``jupyter server`` in a subprocess, times until ``/api/status`` answers, alternating
 with the extension enabled and disabled; reports medians and the difference (target: the
-extension adds < 0.3 s).
+extension adds < 0.3 s). ``--before DIR`` adds a third kind, in turn with the others: the
+extension from another checkout (e.g. ``git worktree add /tmp/before HEAD``), first on
+``PYTHONPATH``, so that a change's cost is measured in the same run.
 
-    .venv/bin/python benchmarks/startup.py [--runs 5]
+    .venv/bin/python benchmarks/startup.py [--runs 5] [--before DIR]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_once(enabled: bool, workdir: Path) -> float:
+def start_once(enabled: bool, workdir: Path, code: Path | None = None) -> float:
     port = free_port()
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
     cmd = [jupyter, "server", "--no-browser", f"--port={port}",
@@ -42,6 +44,9 @@ def start_once(enabled: bool, workdir: Path) -> float:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(code / "server_ext"), str(code), *filter(None, [env.get("PYTHONPATH")])])
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             cwd=workdir)
@@ -70,16 +75,29 @@ def start_once(enabled: bool, workdir: Path) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--before", type=Path, help="another checkout, started in turn too")
     args = p.parse_args()
-    times: dict[bool, list[float]] = {True: [], False: []}
+    kinds: dict[str, tuple[bool, Path | None]] = {"without": (False, None),
+                                                  "with": (True, None)}
+    if args.before:
+        kinds["before"] = (True, args.before.resolve())
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
     with tempfile.TemporaryDirectory() as tmp:
-        start_once(True, Path(tmp))  # warm the file cache and create the index
+        # one folder each: checkouts may disagree on the index's schema
+        dirs = {kind: Path(tmp) / kind for kind in kinds}
+        for kind, (enabled, code) in kinds.items():
+            dirs[kind].mkdir()
+            start_once(enabled, dirs[kind], code)  # warm the file cache, create the index
         for _ in range(args.runs):
-            for enabled in (False, True):
-                times[enabled].append(start_once(enabled, Path(tmp)))
-    without, with_ext = statistics.median(times[False]), statistics.median(times[True])
+            for kind, (enabled, code) in kinds.items():
+                times[kind].append(start_once(enabled, dirs[kind], code))
+    median = {kind: statistics.median(t) for kind, t in times.items()}
+    without, with_ext = median["without"], median["with"]
     print(f"server start-up, median of {args.runs}: without the extension {without:.3f} s, "
           f"with it {with_ext:.3f} s, added {with_ext - without:+.3f} s (target < 0.3 s)")
+    if "before" in median:
+        print(f"  with {args.before}'s extension: {median['before']:.3f} s, added "
+              f"{median['before'] - without:+.3f} s")
     return 0 if with_ext - without < 0.3 else 1
 
 

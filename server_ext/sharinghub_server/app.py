@@ -1,12 +1,17 @@
 """The Jupyter server extension: traits (``c.SharingHub.<name>``), wiring, lifecycle.
 
 Loading it must not slow the server down: it imports no mlflow or dvc, opens the index and
-starts the first crawl in the background.
+starts the first crawl in the background. Once start-up has settled (the first crawl done, or
+a few seconds after start-up when there is nothing to crawl), the embedded MLflow server is
+loaded in the background too (``mlflow_warmup``), so that the first MLflow request does not
+wait seconds for it.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +20,14 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from .catalog.categories import DEFAULT_CATEGORIES, load_categories
+
+#: seconds before the MLflow warm-up: after the first crawl ends (its follow-ups run then),
+#: or after start-up when there is nothing to crawl
+WARMUP_QUIET = 2.0
+WARMUP_QUIET_NO_CRAWL = 3.0
+#: seconds after start-up the warm-up waits for the first crawl at most (a long crawl of a big
+#: GitLab mostly waits on the network: the load can run beside it)
+WARMUP_LATEST = 10.0
 
 
 def _category_config() -> list[dict]:
@@ -68,6 +81,13 @@ class SharingHub(ExtensionApp):
     mlflow_artifacts_destination = Unicode("", config=True,
                                            help="embedded MLflow artifact store (default: a "
                                                 "folder in the Jupyter data dir; s3:// works)")
+    mlflow_warmup = Bool(True, config=True,
+                         help="load the embedded MLflow server in the background once start-"
+                              "up has settled (the first crawl done, or a few seconds after "
+                              "start-up with nothing to crawl), so that the first MLflow "
+                              "request does not wait 6-12 s for it; False: load it on the "
+                              "first request only, for servers that never use MLflow (loaded, "
+                              "it takes about 185 MB). Not used with mlflow_tracking_uri")
 
     @default("gitlab_url")
     def _gitlab_url(self) -> str:
@@ -144,7 +164,8 @@ class SharingHub(ExtensionApp):
 
     def _init_tracking(self) -> None:
         """MLflow: the tracking service (registry → catalog, lineage), and the embedded
-        server (loaded on the first request) unless an external one is configured."""
+        server (loaded once start-up has settled, or on the first request) unless an external
+        one is configured."""
         from .tracking.service import TrackingService
 
         self.tracking = TrackingService(self.service, external_uri=self.mlflow_tracking_uri,
@@ -158,15 +179,45 @@ class SharingHub(ExtensionApp):
 
             from .tracking.embedded import EmbeddedMLflow
 
-            self.settings["sharinghub_mlflow"] = EmbeddedMLflow(
+            self.embedded_mlflow = EmbeddedMLflow(
                 backend_store_uri=self.mlflow_backend_store_uri,
                 artifacts_destination=self.mlflow_artifacts_destination,
                 static_prefix=url_path_join(self.serverapp.base_url, "sharinghub/mlflow"),
-                executor=self.executor, on_load=self.tracking.attach)
+                on_load=self.tracking.attach, logger=self.log)
+            self.settings["sharinghub_mlflow"] = self.embedded_mlflow
+            self._settle_then(self._warm_up)
         elif not self.service.sources:
             # no crawls to follow: read the external registry now and every so often
             self.tracking.refresh_later()
             self.tracking.poll(self.crawl_interval or 600)
+
+    def _settle_then(self, action: Callable[[], None]) -> None:
+        """``action()`` on a background thread once start-up has settled: the first crawl
+        finished (waited for :data:`WARMUP_LATEST` seconds at most) and :data:`WARMUP_QUIET`
+        seconds more, or :data:`WARMUP_QUIET_NO_CRAWL` seconds after start-up when there is
+        nothing to crawl. Never, if the server stops first (see :meth:`stop_extension`)."""
+        self._stopping = stopping = threading.Event()
+        self._settle_wake = wake = threading.Event()  # the first crawl ended, or stopping
+        self.service.scheduler.after_crawl.append(wake.set)
+        sources = bool(self.service.sources)
+
+        def settle() -> None:
+            if sources:
+                wake.wait(WARMUP_LATEST)
+            if not stopping.wait(WARMUP_QUIET if sources else WARMUP_QUIET_NO_CRAWL):
+                action()
+
+        threading.Thread(target=settle, name="sharinghub-settle", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        """At the settle point: the warm-up, or (off) a log line saying when it loads."""
+        if not self.mlflow_warmup:
+            self.log.info("sharinghub: start-up settled; the embedded MLflow server loads "
+                          "on its first request (SharingHub.mlflow_warmup is off)")
+            return
+        self.log.info("sharinghub: start-up settled; loading the embedded MLflow server in "
+                      "the background")
+        self.embedded_mlflow.warm_up()
 
     def initialize_handlers(self) -> None:
         from .handlers import routes
@@ -174,6 +225,13 @@ class SharingHub(ExtensionApp):
         self.handlers.extend(routes(external_mlflow=bool(self.mlflow_tracking_uri)))
 
     async def stop_extension(self) -> None:
+        for name in ("_stopping", "_settle_wake"):
+            event = getattr(self, name, None)
+            if event is not None:
+                event.set()
+        embedded = getattr(self, "embedded_mlflow", None)
+        if embedded is not None:
+            embedded.close()
         tracking = getattr(self, "tracking", None)
         if tracking is not None:
             tracking.close()
