@@ -212,9 +212,6 @@ async def test_gitlab_answering_502_keeps_the_index_and_says_so(jp_fetch, gitlab
     assert await all_features(jp_fetch) == served
 
 
-@pytest.mark.xfail(strict=True, reason="sources/gitlab.py puts GitLab's whole error body "
-                   "(a proxy's HTML page, newline included) into the crawl error; fix "
-                   "proposed: _error_text() giving the reason phrase")
 async def test_a_502_page_is_reported_as_one_short_line(jp_fetch, gitlab):
     first = await wait_for_crawl(jp_fetch)
     gitlab.fault_statuses = (502,)

@@ -9,6 +9,7 @@ wait seconds for it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from collections.abc import Callable
@@ -130,6 +131,13 @@ class SharingHub(ExtensionApp):
         return f"sqlite://{Path(jupyter_data_dir()) / 'sharinghub' / 'index.sqlite'}"
 
     def initialize_settings(self) -> None:
+        # shapely here, on the main thread, before any of our threads start: imported for the
+        # first time by several threads at once (searches, the crawl), importlib's deadlock
+        # avoidance can hand one of them a half-initialised module, broken for the process's
+        # life (every geometry search then failed). ~40 ms.
+        for module in ("shapely.geometry", "shapely.wkt"):
+            importlib.import_module(module)
+
         from .index.store import open_store
         from .service import CatalogService
 

@@ -200,6 +200,11 @@ def _size(path: Path) -> int | None:
 
 def run_pull(job: Job, plan: PullPlan) -> dict[str, Any]:
     dest = plan.dest
+    # checked when the pull was asked for (resolved, inside the root) and again now that it
+    # runs: a queued pull's destination may have been replaced by a symlink meanwhile
+    if Path(os.path.realpath(dest)) != dest:
+        raise JobError(f"{job.dest} is now a symbolic link (or below one); pulls never "
+                       "follow links: choose another dest")
     resumed = _resumable(dest)  # an earlier pull here was stopped before it could clean up
     fresh = not (dest / ".git").exists()
     if not fresh and not _same_repo(dest, plan.repo_url):

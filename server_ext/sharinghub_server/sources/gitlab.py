@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -103,7 +104,8 @@ class GitLabSource:
         if isinstance(exc, gitlab.exceptions.GitlabAuthenticationError):
             return SourceError(f"{what}: GitLab at {self.url} refused the token (401)")
         if isinstance(exc, gitlab.exceptions.GitlabHttpError):
-            return SourceError(f"{what}: GitLab answered {exc.response_code} {exc.error_message}")
+            return SourceError(f"{what}: GitLab answered {exc.response_code} "
+                               f"{_error_text(exc.response_code, exc.error_message)}")
         if isinstance(exc, requests.RequestException):
             return SourceError(f"{what}: GitLab at {self.url} is unreachable "
                                f"({type(exc).__name__})")
@@ -335,3 +337,18 @@ def _declares_license(readme: str | None) -> bool:
     """Whether the front matter names a license, so GitLab's detection is not needed."""
     meta, _, _ = parse_readme(readme)
     return bool(meta.get("license"))
+
+
+def _error_text(status: int | None, message: Any) -> str:
+    """GitLab's error message for a crawl status line: its own short message (JSON
+    ``message``, already extracted by python-gitlab), else the status's reason phrase; never
+    a proxy's HTML page or a body as bytes."""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", errors="replace")
+    text = str(message or "").strip()
+    if not text or "\n" in text or "<" in text or len(text) > 160:
+        try:
+            return HTTPStatus(status or 0).phrase
+        except ValueError:
+            return "(an error page)"
+    return text
