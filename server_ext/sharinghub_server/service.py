@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the crawler and sources pull in python-gitlab, pystac, shap
     from .jobs import Job
     from .publish.service import Publisher
     from .sources.gitlab import GitLabSource
-    from .sources.local import LocalSource
+    from .sources.local import BlobCache, LocalSource
 
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ class CatalogService:
         self.direct = DirectUpdates()
         self.scheduler = CrawlScheduler(self._crawler, store, interval=crawl_interval)
         self.dvc_default_remote = dvc_default_remote
+        self._blob_cache: BlobCache | None = None
+        self._blob_lock = threading.Lock()
 
     @functools.cached_property
     def publisher(self) -> Publisher:
@@ -160,6 +162,8 @@ class CatalogService:
         self.scheduler.stop()
         self.jobs.shutdown()
         self.store.close()
+        if self._blob_cache is not None:
+            self._blob_cache.close()
 
     def category(self, cid: str) -> Category:
         for c in self.categories:
@@ -275,6 +279,11 @@ class CatalogService:
             return RemoteFile(url=url, headers=source.auth_headers())
         if isinstance(source, LocalSource):
             root = (source.folder / record.name).resolve()
+            if ref and (root / ".git").exists():
+                return self._committed(item_id, root, clean, ref)
+            if ref and ref != record.default_branch:
+                raise NotFound(f"{item_id} is not a git repository: no revision {ref!r}")
+            # no ref (or a folder's only "branch"): the working tree, as it is now
             target = (root / clean).resolve()
             if not target.is_relative_to(root) or not target.is_file():
                 raise NotFound(f"no file {clean!r} in {item_id}")
@@ -283,3 +292,38 @@ class CatalogService:
                 raise NotFound(f"no file {clean!r} in {item_id}")
             return LocalFile(target, target.stat().st_size)
         raise NotFound(f"no downloads from the source of {item_id}")
+
+    def _committed(self, item_id: str, root: Path, clean: str, ref: str) -> LocalFile:
+        """A local git project's file as committed at ``ref`` (blocking: git)."""
+        from .sources.base import SourceError
+        from .sources.local import RevisionNotFound, committed_file, served
+
+        try:
+            found = committed_file(root, ref, clean, served)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        except RevisionNotFound as exc:
+            raise NotFound(f"{item_id}: {exc}") from None
+        try:
+            if found.lfs is not None:  # an LFS pointer: the file it points to
+                path = self._blobs.alias(found, found.lfs)
+            elif found.here is not None:  # the working tree holds these very bytes
+                path = found.here
+            else:
+                path = self._blobs.file(found)
+            return LocalFile(path, path.stat().st_size)
+        except (OSError, SourceError) as exc:
+            raise Upstream(f"{item_id}: {clean} could not be read at {ref!r}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from None
+
+    @property
+    def _blobs(self) -> BlobCache:
+        """Files committed at other revisions than the working tree's, written out for the
+        download endpoint (removed at :meth:`close`)."""
+        with self._blob_lock:
+            if self._blob_cache is None:
+                from .sources.local import BlobCache
+
+                self._blob_cache = BlobCache()
+            return self._blob_cache
