@@ -207,3 +207,34 @@ def test_packed_texts_come_back_exactly(kind: int) -> None:
     with pytest.raises(ValueError):
         unpack(b"\x7fnot packed")
     assert sql_unpack(b"\x7fnot packed") is None and sql_unpack(b"\x02garbage") is None
+
+
+def test_writes_reach_the_database_file_from_the_checkpointer(tmp_path: Path) -> None:
+    """Commits never copy the write-ahead log into the file themselves (a batch would pay
+    for every index page it touched, again at each batch): the store's checkpoint thread
+    does, soon after the writes, while the store stays open; what was committed is readable
+    throughout, and the log is gone once the store is closed."""
+    path = tmp_path / "catalog.sqlite"
+    store = open_store(f"sqlite://{path}")
+    rng = random.Random(5)
+    items = [_item(i, rng) for i in range(1500)]
+    try:
+        writer = store._conn()
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        before = path.stat().st_size
+        for start in range(0, len(items), 500):
+            store.apply("gitlab", [ProjectUpdate(i["id"], {"fingerprint": i["id"]}, [i])
+                                   for i in items[start:start + 500]], [])
+        # the file itself grows by the items' pages, with no close and no other checkpoint
+        poll(lambda: path.stat().st_size > before + 1_000_000, "the checkpoint into the file")
+        other = sqlite3.connect(path)
+        assert other.execute("SELECT count(*) FROM items").fetchone()[0] == len(items)
+        other.close()
+    finally:
+        store.close()
+    assert not Path(f"{path}-wal").exists()
+    reopened = open_store(f"sqlite://{path}")
+    try:
+        assert reopened.get_item(items[7]["collection"], items[7]["id"]) == items[7]
+    finally:
+        reopened.close()

@@ -89,6 +89,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from .checkpoint import Checkpointer
 from .packing import GEOMETRY, PROPS, REST, STATE, pack, unpack
 from .query import Budget, Interval, Page, Query, QueryError, QueryInterrupted
 from .sql_filter import (
@@ -317,6 +318,8 @@ class SQLiteStore(IndexStore):
         self._maintaining = threading.Lock()
         self._names: dict[str, int] = {}  # prop_names codes (committed ones)
         self._writing = 0  # apply() calls under way
+        #: copies the WAL into the file after writes, on a thread of its own
+        self._checkpointer = Checkpointer(str(Path(self.path).expanduser()))
         self._create_schema()
         if self._maintenance_due(self._conn()):
             self._schedule_maintenance()
@@ -339,6 +342,7 @@ class SQLiteStore(IndexStore):
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -65536")  # KiB: 64 MiB per connection at most
         conn.execute("PRAGMA mmap_size = 2147418112")  # all of it: pages shared by threads
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # (the checkpointer's job)
         register_functions(conn)
         held = _Connection(conn)
         with self._lock:
@@ -402,6 +406,7 @@ class SQLiteStore(IndexStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._checkpointer.wrote()
 
     def _create_schema(self) -> None:
         conn = self._conn()
@@ -446,6 +451,7 @@ class SQLiteStore(IndexStore):
             held.conn.interrupt()  # (thread-safe; does nothing to an idle connection)
         with self._maintaining:  # (waits for a maintenance under way to stop)
             pass
+        self._checkpointer.close()
         for held in connections:
             self._release(held)
 
