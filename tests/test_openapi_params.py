@@ -197,8 +197,9 @@ def _arguments_read(cls: type, method: str) -> set[str]:
 
 
 def test_every_route_is_documented_with_its_methods_and_query_parameters():
+    # (the last route answers a JSON 404 for every other path under the API: no endpoint)
     api_routes = {_route_path(pattern): handler for pattern, handler in routes()
-                  if pattern.startswith(_API)}
+                  if pattern.startswith(_API) and handler.__name__ != "NotFoundHandler"}
     documented = {_doc_path(path): (path, ops) for path, ops in DOC["paths"].items()}
     assert set(api_routes) == set(documented)
     for path, handler in api_routes.items():

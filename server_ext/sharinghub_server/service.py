@@ -234,9 +234,10 @@ class CatalogService:
         from .datasets.pull import PullPlan, resolve_dest, run_pull
         from .jobs import Job
         from .sources.base import SourceError
+        from .sources.local import valid_ref
 
-        if rev is not None and (not isinstance(rev, str) or not rev.strip()):
-            raise BadRequest("rev must be a branch, tag or commit")
+        if rev is not None and (not isinstance(rev, str) or not valid_ref(rev)):
+            raise BadRequest("rev must be a branch, tag or commit (not an option, no spaces)")
         if dest is not None and not isinstance(dest, str):
             raise BadRequest("dest must be a path relative to the Jupyter root")
         record, source = self._project(item_id)
@@ -285,8 +286,11 @@ class CatalogService:
                 raise NotFound(f"{item_id} is not a git repository: no revision {ref!r}")
             # no ref (or a folder's only "branch"): the working tree, as it is now
             target = (root / clean).resolve()
-            if not target.is_relative_to(root) or not target.is_file():
-                raise NotFound(f"no file {clean!r} in {item_id}")
+            try:
+                if not target.is_relative_to(root) or not target.is_file():
+                    raise NotFound(f"no file {clean!r} in {item_id}")
+            except OSError:  # a name too long for the file system, say
+                raise NotFound(f"no file {clean!r} in {item_id}") from None
             # local-only files stay here, asked for directly or through a symlink
             if not served(Path(clean)) or not served(target.relative_to(root)):
                 raise NotFound(f"no file {clean!r} in {item_id}")

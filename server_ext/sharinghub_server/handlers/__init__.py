@@ -1,7 +1,14 @@
-"""Route table of the extension (relative to the Jupyter ``base_url``)."""
+"""Route table of the extension (relative to the Jupyter ``base_url``).
+
+Every path under ``sharinghub/api`` that no route serves (an unknown endpoint, a malformed
+download path, a trailing segment too many) is :class:`~.base.NotFoundHandler`'s JSON 404,
+never Jupyter's page; job ids are not checked by the pattern (an unknown one, whatever its
+characters, is the service's "no job" 404). Which authorization resource each handler asks
+for: :mod:`.base`."""
 
 from __future__ import annotations
 
+from .base import NotFoundHandler
 from .download import DownloadHandler
 from .dvc import JobHandler, PullHandler, VersionsHandler
 from .index import IndexHandler
@@ -39,11 +46,12 @@ def routes(*, external_mlflow: bool = False) -> list[tuple]:
         (rf"{API}/download/(.+?)/-/(.+)", DownloadHandler),
         (rf"{API}/dvc/versions/?", VersionsHandler),
         (rf"{API}/dvc/pull/?", PullHandler),
-        (rf"{API}/dvc/jobs/([0-9a-f]+)/?", JobHandler),
+        (rf"{API}/dvc/jobs/(.+?)/?", JobHandler),
         (rf"{API}/publish/new/?", NewProjectHandler),
         (rf"{API}/publish/dataset/?", PublishDatasetHandler),
         (rf"{API}/publish/metadata/?", MetadataHandler),
         (rf"{API}/publish/permissions/?", PermissionsHandler),
+        (rf"{API}(/.*)?", NotFoundHandler),  # last: whatever the others do not serve
     ]
     from .mlflow import MLflowHandler, MLflowProxyHandler
 

@@ -1,5 +1,26 @@
-"""What every handler shares: authentication, the one place errors become HTTP answers,
-running blocking work off the event loop, and JSON encoding."""
+"""What every handler shares: authentication and authorization, the one place errors become
+HTTP answers, running blocking work off the event loop, and JSON encoding.
+
+Authorization is Jupyter's (``ServerApp.authorizer_class``): every method of every handler is
+``@web.authenticated`` then ``@authorized``, which asks the authorizer whether the user may
+``read`` (GET, HEAD, OPTIONS) or ``write`` (POST, PUT, PATCH, DELETE) the handler's
+``auth_resource``; a refusal is a JSON 403. The resources:
+
+- ``sharinghub:catalog``: read: the STAC API (its ``POST search`` included: a read),
+  ``openapi.json``, the crawl status (``GET index``), repository files (``download``); an
+  unknown ``sharinghub/api/`` path asks it too (read or write by method) before its JSON 404;
+- ``sharinghub:index``: write: ``POST index``, crawl now;
+- ``sharinghub:dvc``: read: ``GET dvc/versions``, ``GET dvc/jobs/{job}``; write: ``POST dvc/pull``
+  (into the workspace), ``DELETE dvc/jobs/{job}`` (cancel);
+- ``sharinghub:publish``: read: ``GET publish/permissions``; write: ``POST publish/new``,
+  ``POST publish/dataset``, ``PATCH publish/metadata``;
+- ``sharinghub:mlflow``: everything under ``sharinghub/mlflow/`` (see :mod:`.mlflow` for which
+  requests read).
+
+``authorized`` fixes the action and resource it found at its first call (a closure variable):
+a decorated method must serve one HTTP method, on one resource; give both explicitly where
+that does not hold.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import httputil, web
@@ -18,7 +40,7 @@ from ..index.query import QueryError, QueryInterrupted
 from ..index.store import StoreClosed
 from ..jobs import JobConflict
 from ..service import BadRequest, CatalogService, Conflict, Forbidden, NotFound, Upstream
-from ..stac.errors import StacError
+from ..stac.errors import StacError, one_line
 from ..stac.limits import load_json
 
 T = TypeVar("T")
@@ -35,8 +57,25 @@ def encode_json(data: Any) -> bytes:
         return json.dumps(data, separators=(",", ":")).encode()
 
 
+#: the ``code`` of tornado's and Jupyter's own errors
+HTTP_CODES = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed"}
+#: what they mean, when they say nothing themselves (``@web.authenticated`` does not)
+_HTTP_DESCRIPTIONS = {
+    401: "authentication required: a token or a login",
+    403: "refused: not authenticated (no valid token or login), or not allowed",
+    404: "no such resource",
+    405: "this method is not allowed on this resource",
+}
+
+
 def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]:
-    """(status, code, description) for an exception: the only mapping of errors to HTTP."""
+    """(status, code, description) for an exception: the only mapping of errors to HTTP.
+    The description is one line, short: it may quote the request (an id, a path)."""
+    status, code, description = _answer(exc, status)
+    return status, code, one_line(description)
+
+
+def _answer(exc: BaseException | None, status: int) -> tuple[int, str, str]:
     if isinstance(exc, StacError):
         return exc.status, exc.code, exc.description
     if isinstance(exc, NotFound):
@@ -53,8 +92,10 @@ def error_answer(exc: BaseException | None, status: int) -> tuple[int, str, str]
         return (503, "QueryTimeout", str(exc)) if exc.timed_out else (499, "Abandoned", str(exc))
     if isinstance(exc, StoreClosed):
         return 503, "ShuttingDown", "the server is stopping"
-    if isinstance(exc, web.HTTPError):
-        return exc.status_code, "HTTPError", exc.log_message or exc.reason or "error"
+    if isinstance(exc, web.HTTPError):  # Jupyter's refusals (authentication, authorization)
+        code = HTTP_CODES.get(exc.status_code, "HTTPError")
+        return exc.status_code, code, (exc.log_message or _HTTP_DESCRIPTIONS.get(exc.status_code)
+                                       or exc.reason or "request refused")
     if status < 500:
         return status, "HTTPError", "request refused"
     return 500, "ServerError", "the server failed to answer; see its log"
@@ -77,7 +118,9 @@ class UpstreamHead:
 
 
 class SharingHubHandler(APIHandler):
-    """Base of every sharinghub handler; each HTTP method is ``@web.authenticated``."""
+    """Base of every sharinghub handler; each HTTP method is ``@web.authenticated`` and
+    ``@authorized`` on the class's ``auth_resource`` (see the module's docstring), which
+    each handler class names."""
 
     #: the setting naming the thread pool of :meth:`run`: catalog handlers have their own, so
     #: that slow searches never hold up MLflow, downloads or job control
@@ -105,8 +148,8 @@ class SharingHubHandler(APIHandler):
                       content_type: str = "application/json") -> None:
         """An answer already encoded (by :func:`encode_json`, in a worker thread or a cache)."""
         self.set_status(status)
-        self.set_header("Content-Type", content_type)
-        self.finish(body)
+        # (Jupyter's APIHandler.finish sets the Content-Type itself, to this)
+        self.finish(body, set_content_type=content_type)
 
     def json_body(self) -> Any:
         """The request's small JSON body (bounded in size and depth; big ones: :meth:`run`
@@ -128,3 +171,19 @@ class SharingHubHandler(APIHandler):
                           value)
             return
         super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(SharingHubHandler):
+    """Any other path under ``sharinghub/api/``: a JSON 404 for every method, rather than
+    Jupyter's page; resource ``sharinghub:catalog`` (GET and HEAD read, the others write: a
+    read-only user's write is a 403 here too, as on every route)."""
+
+    def _missing(self, *_args: str) -> None:
+        path = self.request.path
+        below = path[path.find("/sharinghub/api"):].lstrip("/")
+        raise NotFound(f"no {self.request.method} endpoint {below!r} in the SharingHub API")
+
+    _read = web.authenticated(authorized("read", "sharinghub:catalog")(_missing))
+    _write = web.authenticated(authorized("write", "sharinghub:catalog")(_missing))
+    get = head = _read
+    post = put = patch = delete = _write

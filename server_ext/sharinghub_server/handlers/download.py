@@ -10,6 +10,7 @@ import os
 import re
 from urllib.parse import urljoin, urlsplit
 
+from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..service import LocalFile, NotFound, RemoteFile
@@ -37,7 +38,12 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 class DownloadHandler(RelayingHandler, SharingHubHandler):
+    """A repository file of an item (an asset's href): resource ``sharinghub:catalog``, read."""
+
+    auth_resource = "sharinghub:catalog"
+
     @web.authenticated
+    @authorized
     async def get(self, item_id: str, path: str) -> None:
         ref = self.get_argument("ref", None)
         target = await self.run(self.service.resolve_download, item_id, path, ref)
@@ -73,7 +79,7 @@ class DownloadHandler(RelayingHandler, SharingHubHandler):
                 raise NotFound(f"no file {path!r} at that revision, or it is not visible")
             raise web.HTTPError(502, f"GitLab answered {response.code}")
         relay.start()  # an empty file has had no chunk
-        self.finish()
+        self._finish_file()
 
     def _show(self, path: str, head: UpstreamHead) -> bool:
         """A file's answer goes to the client; a redirect's or an error's body does not."""
@@ -120,7 +126,13 @@ class DownloadHandler(RelayingHandler, SharingHubHandler):
                 self.write(chunk)
                 await self.flush()
                 position += len(chunk)
-        self.finish()
+        self._finish_file()
+
+    def _finish_file(self) -> None:
+        """Finish, keeping the file's Content-Type (Jupyter's APIHandler.finish would set
+        application/json where no chunk was flushed yet: an empty file)."""
+        self.finish(set_content_type=self._headers.get("Content-Type")
+                    or "application/octet-stream")
 
     def _disposition(self, path: str) -> None:
         name = os.path.basename(path).replace('"', "")

@@ -1,7 +1,10 @@
-"""``sharinghub/api/dvc/...``: dataset versions and pull jobs."""
+"""``sharinghub/api/dvc/...``: dataset versions and pull jobs. Resource ``sharinghub:dvc``:
+read the versions and a job's progress; write: start a pull (into the workspace), cancel a
+job."""
 
 from __future__ import annotations
 
+from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..service import BadRequest
@@ -9,7 +12,10 @@ from .base import SharingHubHandler
 
 
 class VersionsHandler(SharingHubHandler):
+    auth_resource = "sharinghub:dvc"
+
     @web.authenticated
+    @authorized
     async def get(self) -> None:
         item = self.get_argument("item", "")
         if not item:
@@ -18,7 +24,10 @@ class VersionsHandler(SharingHubHandler):
 
 
 class PullHandler(SharingHubHandler):
+    auth_resource = "sharinghub:dvc"
+
     @web.authenticated
+    @authorized
     async def post(self) -> None:
         body = self.json_body()
         if not isinstance(body, dict) or not isinstance(body.get("item"), str):
@@ -29,10 +38,14 @@ class PullHandler(SharingHubHandler):
 
 
 class JobHandler(SharingHubHandler):
+    auth_resource = "sharinghub:dvc"
+
     @web.authenticated
+    @authorized
     def get(self, job_id: str) -> None:
         self.write_json(self.service.job(job_id).to_json())
 
     @web.authenticated
+    @authorized
     def delete(self, job_id: str) -> None:
         self.write_json(self.service.cancel_job(job_id).to_json())

@@ -5,6 +5,13 @@ The MLflow UI sends no ``_xsrf`` token, so instead of Jupyter's XSRF check a coo
 authenticated state change must come from this origin (Origin or Referer); requests with a
 token (the MLflow client's ``MLFLOW_TRACKING_TOKEN``) need no such check. Every answer says
 that only this origin may frame it (JupyterLab shows the UI in a tab; other sites may not).
+
+Authorization: resource ``sharinghub:mlflow``, asked of Jupyter's authorizer once authenticated
+(in ``prepare``, as one handler serves every method). ``read``: GET, HEAD and OPTIONS, and the
+POSTs of MLflow's REST API that only read (:func:`mlflow_action`: its searches, ``*/search``
+and ``experiments/search-datasets``, ``registered-models/get-latest-versions``,
+``traces/batchGetInfos``, and ``graphql``, whose operations are all queries and searches in
+MLflow); ``write``: every other request (creating, logging, updating, deleting).
 """
 
 from __future__ import annotations
@@ -12,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
+from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 from tornado.wsgi import WSGIContainer
 
 from ..tracking.hooks import SAFE_METHODS, watched
-from .base import UpstreamHead
+from .base import HTTP_CODES, UpstreamHead
 from .streaming import Relay, RelayingHandler
 
 #: request headers an external server gets from the client (never its credentials)
@@ -33,6 +42,20 @@ _BACK = ("Content-Type", "Content-Length", "Content-Encoding", "Content-Range",
          "Accept-Ranges", "ETag", "Last-Modified", "Cache-Control", "Content-Disposition")
 #: query parameters that are Jupyter's authentication, not MLflow's
 _JUPYTER_PARAMS = ("token", "_xsrf")
+
+
+#: the last path segment of MLflow's POST endpoints that only read
+_POST_READS = re.compile(r"search|search-datasets|get-latest-versions|batchGetInfos|graphql")
+
+
+def mlflow_action(method: str, path: str) -> str:
+    """``read`` or ``write``: what a request to MLflow (``path``: its decoded path, as MLflow
+    routes it) does, for Jupyter's authorizer."""
+    method = method.upper()
+    if method in SAFE_METHODS:
+        return "read"
+    last = path.rstrip("/").rpartition("/")[2]
+    return "read" if method == "POST" and _POST_READS.fullmatch(last) else "write"
 
 
 def framed_by_self(csp: str) -> str:
@@ -64,12 +87,20 @@ def _upstream_query(query: str) -> str:
 
 
 class _MLflowBase(JupyterHandler):
+    auth_resource = "sharinghub:mlflow"
+
     async def prepare(self) -> None:
         await super().prepare()  # authenticates: login redirect for GET, else 403
         if self._finished:
             return
         if self.current_user is None:
             raise web.HTTPError(403, "authentication required")
+        # what ``@authorized`` does, with the action read from MLflow's path, not the method
+        action = mlflow_action(self.request.method or "GET", unquote(self.request.path))
+        if not await ensure_async(self.authorizer.is_authorized(
+                self, self.current_user, action, self.auth_resource)):
+            raise web.HTTPError(403, f"User is not authorized to {action} on resource: "
+                                     f"{self.auth_resource}.")
 
     def check_xsrf_cookie(self) -> None:
         if not hasattr(self, "_jupyter_current_user"):
@@ -88,7 +119,8 @@ class _MLflowBase(JupyterHandler):
         return framed_by_self(super().content_security_policy)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """MLflow-shaped errors, which the MLflow client reports as such."""
+        """MLflow-shaped errors, which the MLflow client reports as such, carrying the
+        extension's ``code`` and ``description`` too."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = (exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message
                    else self._reason)
@@ -96,7 +128,9 @@ class _MLflowBase(JupyterHandler):
                  502: "TEMPORARILY_UNAVAILABLE", 504: "TEMPORARILY_UNAVAILABLE"}
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"error_code": codes.get(status_code, "INTERNAL_ERROR"),
-                                "message": message}))
+                                "message": message,
+                                "code": HTTP_CODES.get(status_code, "HTTPError"),
+                                "description": message}))
 
 
 class MLflowHandler(_MLflowBase):

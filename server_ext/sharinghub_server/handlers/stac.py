@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..index.query import Budget, Page, Query
@@ -33,8 +34,10 @@ _CONFORMANCE = encode_json({"conformsTo": list(responses.CONFORMANCE)})
 
 
 class CatalogHandler(SharingHubHandler):
-    """Catalog reads run in the catalog's own thread pool."""
+    """Catalog reads run in the catalog's own thread pool; resource ``sharinghub:catalog``,
+    read (``POST search`` too)."""
 
+    auth_resource = "sharinghub:catalog"
     pool_setting = "sharinghub_search_executor"
 
     @property
@@ -68,6 +71,7 @@ class CatalogHandler(SharingHubHandler):
 
 class LandingHandler(CatalogHandler):
     @web.authenticated
+    @authorized
     def get(self) -> None:
         # the same for every request to one host: encoded once per API root
         pages = self.settings.setdefault("sharinghub_landing", {})
@@ -82,12 +86,14 @@ class LandingHandler(CatalogHandler):
 
 class ConformanceHandler(CatalogHandler):
     @web.authenticated
+    @authorized
     def get(self) -> None:
         self.write_encoded(_CONFORMANCE)
 
 
 class CollectionsHandler(CatalogHandler):
     @web.authenticated
+    @authorized
     async def get(self) -> None:
         api, service = self.api_root, self.service
 
@@ -100,6 +106,7 @@ class CollectionsHandler(CatalogHandler):
 
 class CollectionHandler(CatalogHandler):
     @web.authenticated
+    @authorized
     async def get(self, cid: str) -> None:
         category = self.service.category(cid)
         api, store = self.api_root, self.service.store
@@ -112,6 +119,7 @@ class CollectionHandler(CatalogHandler):
 
 class ItemHandler(CatalogHandler):
     @web.authenticated
+    @authorized
     async def get(self, cid: str, item_id: str) -> None:
         self.service.category(cid)
         api, service = self.api_root, self.service
@@ -127,6 +135,7 @@ class ItemHandler(CatalogHandler):
 
 class QueryablesHandler(CatalogHandler):
     @web.authenticated
+    @authorized
     async def get(self, cid: str | None = None) -> None:
         if cid is not None:
             self.service.category(cid)
@@ -174,6 +183,7 @@ class _SearchBase(CatalogHandler):
 
 class ItemsHandler(_SearchBase):
     @web.authenticated
+    @authorized
     async def get(self, cid: str) -> None:
         self.service.category(cid)
         args, url, api, budget = self._args(), self._self_url(), self.api_root, self._budget
@@ -193,6 +203,7 @@ class ItemsHandler(_SearchBase):
 
 class SearchHandler(_SearchBase):
     @web.authenticated
+    @authorized
     async def get(self) -> None:
         args, url, api, budget = self._args(), self._self_url(), self.api_root, self._budget
         known = self.service.collection_ids
@@ -205,6 +216,7 @@ class SearchHandler(_SearchBase):
         await self.answer(work, GEOJSON)
 
     @web.authenticated
+    @authorized("read")  # a search: it changes nothing
     async def post(self) -> None:
         raw, url, api, budget = self.request.body, self._self_url(), self.api_root, self._budget
         known = self.service.collection_ids

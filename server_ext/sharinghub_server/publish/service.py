@@ -149,9 +149,8 @@ class Publisher:
         """``{category, name, namespace?, title?, description?, visibility?}`` → the new
         project's item, indexed (GitLab if configured, else the first local projects folder;
         a ``namespace`` naming a local projects folder picks that folder)."""
-        if not isinstance(body, dict):
-            raise BadRequest('the body must be {"category", "name", "namespace"?, "title"?, '
-                             '"description"?}')
+        _require(body, ("category", "name"),
+                 '{"category", "name", "namespace"?, "title"?, "description"?}')
         category = self._category(body.get("category"))
         name = body.get("name")
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name.endswith(
@@ -291,8 +290,7 @@ class Publisher:
         from ..datasets.pull import inside_root
         from .dataset import PublishPlan, locate, run_publish
 
-        if not isinstance(body, dict):
-            raise BadRequest('the body must be {"item", "path", "version", "message"?}')
+        _require(body, ("item", "path", "version"), '{"item", "path", "version", "message"?}')
         version = body.get("version")
         if not isinstance(version, str) or not _valid_tag(version):
             raise BadRequest("version must be a new tag name, e.g. v1.0")
@@ -349,8 +347,7 @@ class Publisher:
         """``{item, front_matter}``: the README's front matter replaced by ``front_matter`` (a
         mapping, or YAML text of one), validated as the item it makes, committed and pushed,
         re-indexed. Returns the item as served."""
-        if not isinstance(body, dict):
-            raise BadRequest('the body must be {"item": ID, "front_matter": {...}}')
+        _require(body, ("item", "front_matter"), '{"item": ID, "front_matter": {...}}')
         meta = _front_matter(body.get("front_matter"))
         record, source = self._project(body.get("item"))
         if self._is_local(source):  # (a local project need not be a git repository)
@@ -451,6 +448,16 @@ class Publisher:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+def _require(body: Any, names: tuple[str, ...], shape: str) -> None:
+    """One clear error for a body that is not an object or lacks a required field, before
+    any field is looked at."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be {shape}")
+    missing = [name for name in names if name not in body]
+    if missing:
+        raise BadRequest(f"missing {', '.join(missing)}: the body must be {shape}")
+
 
 def _optional_str(body: dict[str, Any], key: str, limit: int) -> str | None:
     value = body.get(key)

@@ -86,8 +86,10 @@ def parse_filter(value: str | dict | bool, lang: str) -> Expr:
         try:
             value = load_json(value, "the filter", max_bytes=MAX_FILTER_CHARS)
         except StacError as exc:
-            raise StacError(f"Invalid filter: {exc.description}; for CQL2 text, set "
-                            "filter-lang to cql2-text") from None
+            # text that is not JSON at all is likely CQL2 text sent with the wrong language
+            hint = ("" if value.lstrip()[:1] in ("{", "[")
+                    else "; for CQL2 text, set filter-lang to cql2-text")
+            raise StacError(f"Invalid filter: {exc.description}{hint}") from None
     if not isinstance(value, (dict, bool)):
         raise StacError(f"Invalid CQL2 JSON filter {_show(value)}: expected an object")
     try:
@@ -107,16 +109,40 @@ def _first_line(exc: Exception) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+#: the parser's grammar rules, as a user would name what was expected instead
+_RULE_WORDS = {
+    "EOI": "the end of the filter", "Expr": "an expression", "Identifier": "a property",
+    "GEOMETRY": "a geometry", "Negative": "a number", "DECIMAL": "a number",
+    "Double": "a number", "SingleQuotedString": "a 'string'", "True": "TRUE or FALSE",
+    "False": "TRUE or FALSE", "Null": "NULL", "Array": "a list", "UnaryNot": "NOT",
+    "NotFlag": "NOT", "ExpressionInParentheses": "( )", "And": "AND", "Or": "OR",
+    **dict.fromkeys(("Add", "Subtract", "Multiply", "Divide", "Modulo", "Power"),
+                    "an arithmetic operator"),
+    **dict.fromkeys(("Eq", "Gt", "GtEq", "Lt", "LtEq", "NotEq"), "a comparison (= <> < >)"),
+    "IsNullPostfix": "IS NULL",
+}
+
+
 def _text_error(exc: Exception) -> str:
-    """One line out of the parser's multi-line, caret-drawing message."""
+    """One line out of the parser's multi-line, caret-drawing message: where, what is there,
+    and what was expected, in words rather than the parser's grammar rule names."""
     text = str(exc)
     where = re.search(r"-->\s*(\d+):(\d+)", text)
-    expected = re.search(r"^\s*=\s*(.+?)\s*$", text, re.MULTILINE)
     if where is None:
         return _first_line(exc)
-    line, column = where.groups()
-    position = f"column {column}" if line == "1" else f"line {line}, column {column}"
-    return f"syntax error at {position}" + (f": {expected[1]}" if expected else "")
+    line, column = (int(n) for n in where.groups())
+    source = re.search(rf"^\s*{line} \| ?(.*)$", text, re.MULTILINE)
+    rest = source[1][column - 1:] if source else ""
+    found = f"at {_show(rest, 20)}" if rest.strip() else "at the end"
+    position = f"column {column}" if line == 1 else f"line {line}, column {column}"
+    message = f"syntax error at {position} ({found})"
+    expected = re.search(r"^\s*=\s*expected (.+?)\s*$", text, re.MULTILINE)
+    if expected:
+        rules = re.split(r",\s*(?:or\s+)?|\s+or\s+", expected[1])
+        words = list(dict.fromkeys(_RULE_WORDS.get(rule, rule) for rule in rules if rule))
+        message += ": expected " + (", ".join(words[:-1]) + " or " + words[-1]
+                                    if len(words) > 1 else words[0])
+    return message
 
 
 # --- conversion -----------------------------------------------------------------------------

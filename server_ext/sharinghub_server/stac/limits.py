@@ -36,6 +36,8 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
 #: JSON with only its brackets, all spelled [ ] (a mismatch is json.loads's to report)
 _BRACKETS_ONLY = (bytes.maketrans(b"{}", b"[]"),
                   bytes(b for b in range(256) if b not in b"[]{}"))
+#: a \\u escape of a UTF-16 surrogate (half of a pair, or alone: json.loads takes both)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _CQL2_STRING = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
 _NOT = re.compile(r"\bnot\b", re.I)
 
@@ -71,9 +73,23 @@ def load_json(data: bytes | str, what: str = "the request body",
     if _json_too_deep(raw, MAX_DEPTH):
         raise StacError(f"{what} is nested more than {MAX_DEPTH} levels deep")
     try:
-        return json.loads(raw or b"null", parse_int=_int)
+        value = json.loads(raw or b"null", parse_int=_int)
     except (ValueError, RecursionError) as exc:
         raise StacError(f"{what} is not valid JSON ({exc})") from None
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise StacError(f"{what} is not valid JSON (a \\u escape of a lone UTF-16 "
+                        "surrogate)")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether decoded JSON holds a lone surrogate (``"\\ud800"``), which json.loads lets
+    through and which no UTF-8 consumer (SQLite, the answer's encoder) can take."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def check_filter_text(text: str) -> None:

@@ -7,6 +7,7 @@ parameter the server does not read, nor miss one it does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
@@ -23,10 +24,15 @@ def _ok(description: str, media: str = "application/json",
         schema: str | None = None) -> dict[str, Any]:
     content: dict[str, Any] = {media: {"schema": {"$ref": f"#/components/schemas/{schema}"}}
                                } if schema else {media: {}}
+    error = {"$ref": "#/components/responses/Error"}
     return {"200": {"description": description, "content": content},
-            "400": {"$ref": "#/components/responses/Error"},
-            "403": {"description": "not authenticated"},
-            "404": {"$ref": "#/components/responses/Error"}}
+            "400": error, "403": error, "404": error}
+
+
+def _searched(description: str) -> dict[str, Any]:
+    """A search's answers: a page of items, or 503 when it took more than its time."""
+    return {**_ok(description, "application/geo+json", "ItemCollection"),
+            "503": {"$ref": "#/components/responses/Error"}}
 
 
 def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -56,7 +62,7 @@ def _job() -> dict[str, Any]:
     return {"202": {"description": "the job", "content": {"application/json": {"schema": {
         "type": "object", "properties": {"job": _STR}}}}},
         "400": {"$ref": "#/components/responses/Error"},
-        "403": {"description": "not authenticated, or no right to push"},
+        "403": {"$ref": "#/components/responses/Error"},
         "404": {"$ref": "#/components/responses/Error"}}
 
 
@@ -65,9 +71,14 @@ def _refusals() -> dict[str, Any]:
     return {"400": error, "403": error, "404": error, "409": error, "502": error}
 
 
-def openapi_document(api_root: str) -> dict[str, Any]:
-    job_id = _param("jobId", "path", "job id", required=True)
-    cid = _param("collectionId", "path", "collection (category) id", required=True)
+def openapi_document(api_root: str, collections: Sequence[str] = ()) -> dict[str, Any]:
+    """The document of the API at ``api_root``; ``collections``: the server's collection ids
+    (the ``collectionId`` path parameter's values), when known."""
+    job_id = _param("jobId", "path", "job id, as POST dvc/pull or publish/dataset gave it",
+                    required=True)
+    cid = _param("collectionId", "path", "collection (category) id",
+                 {"type": "string", "enum": list(collections)} if collections else None,
+                 required=True)
     item_id = _param("itemId", "path", "item id: the project's full path (may contain /)",
                      required=True)
     return {
@@ -75,9 +86,12 @@ def openapi_document(api_root: str) -> dict[str, Any]:
         "info": {"title": "sharinghub-lab API", "version": __version__,
                  "description": "STAC API over the catalog index, crawl control, downloads, "
                                 "DVC pulls and publishing. Every path needs Jupyter "
-                                "authentication."},
+                                "authentication: the server's token, or in a browser the "
+                                "login cookie Jupyter sets (whose name depends on the "
+                                "server), with the _xsrf cookie's value in an X-XSRFToken "
+                                "header on requests that change something."},
         "servers": [{"url": api_root.rstrip("/")}],
-        "security": [{"token": []}, {"cookie": []}],
+        "security": [{"token": []}],
         "paths": {
             "/stac": {"get": {"summary": "Landing page", "responses": _ok("STAC catalog")}},
             "/stac/conformance": {"get": {"summary": "Conformance classes",
@@ -93,23 +107,24 @@ def openapi_document(api_root: str) -> dict[str, Any]:
                 "responses": _ok("schema", "application/schema+json")}},
             "/stac/collections/{collectionId}/items": {"get": {
                 "summary": "Items of a collection", "parameters": [cid, *_SEARCH_PARAMS],
-                "responses": _ok("items", "application/geo+json", "ItemCollection")}},
+                "responses": _searched("items")}},
             "/stac/collections/{collectionId}/items/{itemId}": {"get": {
                 "summary": "One item", "parameters": [cid, item_id],
                 "responses": _ok("item", "application/geo+json")}},
             "/stac/search": {
                 "get": {"summary": "Item search", "parameters": _SEARCH_PARAMS,
-                        "responses": _ok("items", "application/geo+json", "ItemCollection")},
-                "post": {"summary": "Item search", "requestBody": {"content": {
+                        "responses": _searched("items")},
+                "post": {"summary": "Item search", "requestBody": {"required": True, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/Search"}}}},
-                    "responses": _ok("items", "application/geo+json", "ItemCollection")},
+                    "responses": _searched("items")},
             },
             "/index": {
                 "get": {"summary": "Crawl status", "responses": _ok("status", schema="Status")},
                 "post": {"summary": "Crawl now (or join the running crawl)",
                          "responses": {"202": {"description": "crawl running", "content": {
                              "application/json": {"schema": {
-                                 "$ref": "#/components/schemas/Status"}}}}}},
+                                 "$ref": "#/components/schemas/Status"}}}},
+                             "403": {"$ref": "#/components/responses/Error"}}},
             },
             "/download/{itemId}/-/{filePath}": {"get": {
                 "summary": "A repository file of the item's project, streamed",
@@ -118,9 +133,13 @@ def openapi_document(api_root: str) -> dict[str, Any]:
                                       required=True),
                                _param("ref", "query", "branch, tag or commit"),
                                _param("Range", "header", "byte range")],
-                "responses": {**_ok("the file", "application/octet-stream"),
-                              "206": {"description": "partial content"}}}},
-            "/openapi.json": {"get": {"summary": "This document", "responses": _ok("OpenAPI")}},
+                "responses": {**_ok("the file, typed by its name (else "
+                                    "application/octet-stream)", "*/*"),
+                              "206": {"description": "partial content", "content": {"*/*": {}}},
+                              "416": {"$ref": "#/components/responses/Error"},
+                              "502": {"$ref": "#/components/responses/Error"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": _ok(
+                "OpenAPI", "application/vnd.oai.openapi+json;version=3.0")}},
             "/dvc/versions": {"get": {
                 "summary": "An item's DVC versions (tags and the default branch), newest first",
                 "parameters": [_param("item", "query", "item id", required=True)],
@@ -168,7 +187,6 @@ def openapi_document(api_root: str) -> dict[str, Any]:
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer",
                           "description": "the Jupyter server's token (or 'token <t>')"},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": "_xsrf"},
             },
             "responses": {"Error": {"description": "error", "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"}}}}},

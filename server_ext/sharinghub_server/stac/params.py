@@ -65,7 +65,8 @@ POST_MEMBERS: dict[str, tuple[dict[str, Any], str]] = {
     "intersects": ({"type": "object"}, "a GeoJSON geometry"),
     "datetime": ({"type": "string"}, "RFC 3339 instant or interval; open ends with .."),
     "q": (_STRINGS, "free-text terms, alternatives"),
-    "filter": ({"type": "object"}, "CQL2 JSON filter (a string with filter-lang=cql2-text)"),
+    "filter": ({"anyOf": [{"type": "object"}, {"type": "string"}]},
+               "CQL2 JSON filter (or CQL2 text, a string, with filter-lang=cql2-text)"),
     "filter-lang": ({"type": "string", "enum": list(FILTER_LANGS), "default": "cql2-json"},
                     "language of filter"),
     "filter-crs": ({"type": "string", "enum": [FILTER_CRS]}, "CRS of filter geometries"),
@@ -81,18 +82,24 @@ POST_MEMBERS: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+#: a number as JSON writes one, or ``nan``/``inf`` (which float() reads, and the bbox check
+#: refuses as not finite); not float()'s other spellings (``1_0``, non-ASCII digits)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf"
+                     r"(?:inity)?)", re.IGNORECASE)
+
+
 def _show(value: Any, limit: int = 80) -> str:
-    """A value as quoted in an error message: repr-like, and short."""
-    text = repr(value) if not isinstance(value, (dict, list)) else json.dumps(value, default=str)
+    """A value as quoted in an error message: strings repr-like, the rest as JSON, short."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- timestamps ---------------------------------------------------------------------------
 
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$", re.ASCII)
 _DATETIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    r"(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+    r"(Z|z|[+-]\d{2}(?::?\d{2})?)?$", re.ASCII
 )
 #: the last instant of a day: a date-only end covers its whole day
 _DAY_END = time(23, 59, 59, 999999, tzinfo=UTC)
@@ -244,6 +251,7 @@ def check_geometry(value: Any, what: str = "intersects") -> dict:
     positions = _count_positions(value[key], kind)
     if positions > MAX_POSITIONS:
         raise StacError(f"Invalid {what}: {positions} points, at most {MAX_POSITIONS}")
+    _check_shape(value[key], kind, what)
     try:
         import shapely.geometry  # lazily: 40 ms, and most searches have no geometry
 
@@ -252,6 +260,43 @@ def check_geometry(value: Any, what: str = "intersects") -> dict:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StacError(f"Invalid {what}: malformed {kind} coordinates ({detail})") from None
     return value
+
+
+#: how deep a geometry's positions lie in its coordinates, and what that looks like
+_NESTING = {"Point": (0, "[lon, lat]"),
+            "MultiPoint": (1, "a list of [lon, lat] positions"),
+            "LineString": (1, "a list of [lon, lat] positions"),
+            "MultiLineString": (2, "a list of lines, each a list of [lon, lat] positions"),
+            "Polygon": (2, "a list of rings, each a list of [lon, lat] positions"),
+            "MultiPolygon": (3, "a list of polygons, each a list of rings of [lon, lat] "
+                                "positions")}
+
+
+def _check_shape(value: Any, kind: str, what: str) -> None:
+    """Coordinates nested as ``kind`` needs, each position 2 or 3 finite numbers; a
+    collection's members each a geometry (shapely's own errors on these name its internals)."""
+    if kind == "GeometryCollection":
+        if not isinstance(value, list):
+            raise StacError(f"Invalid {what}: malformed GeometryCollection (its geometries "
+                            "must be a list)")
+        for member in value:
+            check_geometry(member, what)
+        return
+    depth, looks = _NESTING[kind]
+    stack = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if level == depth:
+            if not (isinstance(node, list) and 2 <= len(node) <= 3 and all(
+                    isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n)
+                    for n in node)):
+                raise StacError(f"Invalid {what}: malformed {kind} coordinates (a position "
+                                f"is 2 or 3 finite numbers, not {_show(node, 40)})")
+        elif isinstance(node, list):
+            stack.extend((child, level + 1) for child in node)
+        else:
+            raise StacError(f"Invalid {what}: malformed {kind} coordinates (expected "
+                            f"{looks})")
 
 
 def _count_positions(value: Any, kind: str) -> int:
@@ -278,13 +323,14 @@ def _check_collections(names: list[str], known: Collection[str],
                        collection: str | None) -> list[str] | None:
     unknown = [name for name in names if name not in known]
     if unknown:
-        listed = ", ".join(repr(name) for name in unknown)
-        raise StacError(f"Unknown collection{'s' if len(unknown) > 1 else ''}: {listed}")
+        listed = ", ".join(_show(name, 40) for name in unknown[:3])
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+        raise StacError(f"Unknown collection{'s' if len(unknown) > 1 else ''}: {listed}{more}")
     if collection is not None:
         if collection not in known:
-            raise StacError(f"Collection {collection!r} not found", status=404)
+            raise StacError(f"Collection {_show(collection)} not found", status=404)
         if names and collection not in names:
-            raise StacError(f"collections={','.join(names)} excludes the collection "
+            raise StacError(f"collections={_show(','.join(names))} excludes the collection "
                             f"{collection!r} of this endpoint")
         return [collection]
     return names or None
@@ -293,7 +339,7 @@ def _check_collections(names: list[str], known: Collection[str],
 def _check_limit(value: Any) -> int:
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"[+-]?[0-9]+", text):
             # thousands of digits are a huge number, not worth converting (Python refuses
             # beyond 4300): above the maximum, or below 1
             digits = text.lstrip("+-").lstrip("0") or "0"
@@ -442,12 +488,11 @@ def search_from_get(args: Mapping[str, Any], *, known_collections: Collection[st
         collection)
     query.ids = check_list(_split(a["ids"]), "ids") or None if "ids" in a else None
     if "bbox" in a:
-        try:
-            numbers = [float(part) for part in a["bbox"].split(",")]
-        except ValueError:
+        parts = [part.strip() for part in a["bbox"].split(",")]
+        if not all(_NUMBER.fullmatch(part) for part in parts):
             raise StacError(f"Invalid bbox {_show(a['bbox'])}: expected 4 or 6 comma-separated "
-                            "numbers") from None
-        query.bbox = check_bbox(numbers, shown=a["bbox"])
+                            "numbers")
+        query.bbox = check_bbox([float(part) for part in parts], shown=a["bbox"])
     if "intersects" in a:
         query.intersects = check_geometry(load_json(a["intersects"], "intersects"))
     _check_spatial(query)
