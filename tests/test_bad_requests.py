@@ -571,6 +571,9 @@ STATE_CHANGING = [
     ("POST", "dvc/pull", {"item": "nope/x"}, 404, "nope/x"),
     ("POST", "dvc/pull", {"item": UNICODE_ID + "-x"}, 404, "no item"),
     ("POST", "dvc/pull", {"item": DATASET, "rev": 5}, 400, "rev"),
+    ("POST", "dvc/pull", {"item": DATASET, "rev": "--upload-pack=touch /tmp/x"}, 400, "rev"),
+    ("POST", "dvc/pull", {"item": DATASET, "rev": "v1 v2"}, 400, "rev"),
+    ("POST", "dvc/pull", {"item": DATASET, "rev": "a..b"}, 400, "rev"),
     ("POST", "dvc/pull", {"item": DATASET, "dest": 7}, 400, "dest"),
     ("POST", "dvc/pull", {"item": DATASET, "dest": "../../etc"}, 400, "dest"),
     ("POST", "dvc/pull", {"item": DATASET, "dest": "/etc"}, 400, "dest"),
@@ -578,7 +581,7 @@ STATE_CHANGING = [
     ("POST", "dvc/pull", {"item": DATASET, "dest": "a\x00b"}, 400, "dest"),
     ("POST", "publish/new", None, 400, "category"),
     ("POST", "publish/new", [], 400, "category"),
-    ("POST", "publish/new", {}, 400, "category"),
+    ("POST", "publish/new", {}, 400, "missing category, name"),
     ("POST", "publish/new", {"category": 5, "name": "x"}, 400, "category"),
     ("POST", "publish/new", {"category": "nope", "name": "x"}, 400, "category"),
     ("POST", "publish/new", {"category": "dataset"}, 400, "name"),
@@ -592,6 +595,8 @@ STATE_CHANGING = [
     ("POST", "publish/new", {"category": "dataset", "name": "x", "visibility": "secret"}, 400,
      "visibility"),
     ("POST", "publish/dataset", None, 400, "item"),
+    ("POST", "publish/dataset", {}, 400, "missing item, path, version"),
+    ("POST", "publish/dataset", {"item": DATASET}, 400, "missing path, version"),
     ("POST", "publish/dataset", {"item": 5, "path": "x", "version": "v2"}, 400, "item"),
     ("POST", "publish/dataset", {"item": "nope/x", "path": "x", "version": "v2"}, 404,
      "nope/x"),
@@ -625,7 +630,7 @@ def test_bad_bodies_for_routes_that_change_things_are_one_clear_refusal(
     # ... and nothing changed: see test_zz_nothing_changed_and_nothing_crashed
 
 
-# --- known problems in files this issue did not touch (strict: they fail once fixed) ---------
+# --- found by this module, fixed since --------------------------------------------------------
 
 
 def test_answers_carry_their_documented_media_types(server, session, before):
