@@ -439,12 +439,15 @@ def tracking_link(item_id: str, served: dict[str, Any] | None = None) -> tuple[s
 
 def _mlflow_at(uri: str) -> Any:
     """mlflow, pointed at ``uri`` with the server's token (in the kernel's environment, so
-    that runs started afterwards go there too)."""
+    that runs started afterwards go there too), for tracking and for the model registry: a
+    registry URI the kernel inherited (``MLFLOW_REGISTRY_URI``) would send registrations past
+    the server, which then never reach the catalog."""
     import mlflow
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
     _mlflow_token()
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     return mlflow
 
 
@@ -466,7 +469,7 @@ def mlflow_client(item_id: str) -> MlflowClient:
 
     uri, _ = tracking_link(item_id)
     _mlflow_token()
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def track(item_id: str) -> Experiment:

@@ -43,6 +43,10 @@ def jp_server_config(gitlab, local_projects, tmp_path):
             "local_projects": [str(local_projects)],
             "index_url": f"sqlite://{tmp_path / 'index.sqlite'}",
             "crawl_interval": 0,
+            # no background MLflow load: it would configure MLflow in this test process (once
+            # per process) for whichever server warmed up first; the MLflow tests load it
+            # when they ask, and tests/test_warmup.py tests the warm-up in subprocesses
+            "mlflow_warmup": False,
         },
     }
 

@@ -72,6 +72,7 @@ def jp_server_config(gitlab, s3, tmp_path):
             "gitlab_token": TOKEN,
             "index_url": f"sqlite://{tmp_path / 'index.sqlite'}",
             "crawl_interval": 0,
+            "mlflow_warmup": False,  # (see conftest.py)
             "dvc_remotes": {f"s3://{s3.bucket}": s3.dvc_config()},
         },
     }

@@ -54,6 +54,7 @@ def jp_server_config(slow_index, tmp_path, request):
     shutil.copy(slow_index, index)
     return {"ServerApp": {"jpserver_extensions": {"sharinghub_server": True}},
             "SharingHub": {"index_url": f"sqlite://{index}", "crawl_interval": 0,
+                           "mlflow_warmup": False,  # (see conftest.py)
                            **getattr(request, "param", {})}}
 
 

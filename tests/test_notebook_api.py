@@ -227,9 +227,14 @@ def test_a_failed_pull_is_one_line_and_leaves_nothing(connected, site, monkeypat
 
 # --- MLflow ----------------------------------------------------------------------------------
 
-def test_track_run_register_and_the_catalog_link(connected, site, monkeypatch):
+def test_track_run_register_and_the_catalog_link(connected, site, monkeypatch, tmp_path):
+    """Registering goes through the server (the only way a registration reaches the
+    catalog), even in a kernel that inherited a registry URI from its environment."""
+    import mlflow
     from sklearn.linear_model import LogisticRegression
 
+    elsewhere = tmp_path / "elsewhere.db"
+    mlflow.set_registry_uri(f"sqlite:///{elsewhere}")  # (as MLFLOW_REGISTRY_URI would)
     experiment = sh.track(MODEL)
     assert experiment.name == f"flood-model ({MODEL})"
     assert os.environ["MLFLOW_TRACKING_URI"] == f"{site.url}sharinghub/mlflow"
@@ -257,6 +262,7 @@ def test_track_run_register_and_the_catalog_link(connected, site, monkeypatch):
             for lk in links] == [("flood-clf", str(version.version))]
     tags = mlflow.MlflowClient().get_registered_model("flood-clf").tags
     assert tags["sharinghub:item"] == MODEL
+    assert not elsewhere.exists()
 
 
 def test_an_mlflow_client_of_the_server_whatever_mlflow_points_at(connected, tmp_path):

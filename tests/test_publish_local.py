@@ -31,6 +31,7 @@ def jp_server_config(projects, tmp_path):
             "local_projects": [str(projects), str(tmp_path / "more")],
             "index_url": f"sqlite://{tmp_path / 'index.sqlite'}",
             "crawl_interval": 0,
+            "mlflow_warmup": False,  # (see conftest.py)
             "dvc_default_remote": str(tmp_path / "remote"),
         },
     }

@@ -60,7 +60,8 @@ def jp_server_config(projects, tmp_path):
         "ServerApp": {"jpserver_extensions": {"sharinghub_server": True}},
         "SharingHub": {"local_projects": [str(projects)],
                        "index_url": f"sqlite://{tmp_path / 'index.sqlite'}",
-                       "crawl_interval": 0},
+                       "crawl_interval": 0,
+                       "mlflow_warmup": False},  # (see conftest.py)
     }
 
 

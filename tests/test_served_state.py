@@ -106,6 +106,7 @@ def jp_server_config(projects, tmp_path):
             "local_projects": [str(projects)],
             "index_url": f"sqlite://{tmp_path / 'index.sqlite'}",
             "crawl_interval": 0,
+            "mlflow_warmup": False,  # (see conftest.py)
         },
     }
 

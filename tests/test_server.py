@@ -17,14 +17,6 @@ from sharinghub_server.stac.responses import CONFORMANCE
 from tests.conftest import TOKEN, wait_for_crawl
 
 
-@pytest.fixture
-def jp_server_config(jp_server_config):
-    """conftest's server, without the MLflow warm-up: it would load MLflow into this test
-    process (configured once per process, its settings left in the environment)."""
-    return {**jp_server_config,
-            "SharingHub": {**jp_server_config["SharingHub"], "mlflow_warmup": False}}
-
-
 async def get_json(jp_fetch, *parts, **kw):
     response = await jp_fetch("sharinghub", "api", *parts, **kw)
     return json.loads(response.body)

@@ -139,16 +139,22 @@ answer = Client(app).get("/x@y/sharinghub/mlflow/api/2.0/mlflow/experiments/sear
 print(json.dumps({"status": answer.status_code, "loaded": embedded.loaded,
                   "env": {k: os.environ.get(k) for k in (
                       "_MLFLOW_STATIC_PREFIX", "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE",
-                      "_MLFLOW_SERVER_FILE_STORE")}}))
+                      "_MLFLOW_SERVER_FILE_STORE", "MLFLOW_TRACKING_URI",
+                      "MLFLOW_REGISTRY_URI")}}))
 """
 
 
 def test_the_load_leaves_no_import_settings_to_the_processes_the_server_starts(tmp_path):
     """Kernels and terminals started after the load inherit the server's environment: an
     ``mlflow server`` run there must not serve under our prefix, nor without its security
-    checks. The embedded server itself keeps both (a foreign Host passes, routes prefixed)."""
+    checks. The embedded server itself keeps both (a foreign Host passes, routes prefixed).
+    Nor may their MLflow clients find the store's URI in ``MLFLOW_TRACKING_URI`` (MLflow
+    exports it when the server opens its stores): they would log and register straight into
+    the store, past the server, and no registration would reach the catalog."""
     env = {**os.environ, "_MLFLOW_STATIC_PREFIX": "/the-users-own"}
-    env.pop("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", None)
+    for name in ("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "MLFLOW_TRACKING_URI",
+                 "MLFLOW_REGISTRY_URI"):
+        env.pop(name, None)
     out = subprocess.run([sys.executable, "-c", LOAD_IN_A_PROCESS, str(tmp_path)], env=env,
                          capture_output=True, text=True, timeout=LOAD_BOUND, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -156,5 +162,7 @@ def test_the_load_leaves_no_import_settings_to_the_processes_the_server_starts(t
     assert found["status"] == 200 and found["loaded"]
     assert found["env"]["_MLFLOW_STATIC_PREFIX"] == "/the-users-own"  # as it was
     assert found["env"]["MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE"] is None
+    assert found["env"]["MLFLOW_TRACKING_URI"] is None
+    assert found["env"]["MLFLOW_REGISTRY_URI"] is None
     # (what MLflow reads at each request stays)
     assert found["env"]["_MLFLOW_SERVER_FILE_STORE"] == f"sqlite:///{tmp_path}/mlflow.db"

@@ -12,11 +12,12 @@ exits at once instead of waiting for the import to finish (pools' threads are jo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,32 @@ class EmbeddedMLflow:
 
         if self._closed:  # (stopped during the import: touch no store, no closed service)
             raise Stopped("the server stopped during the load")
-        _open_stores(app, self.static_prefix)
+        with _uris_kept():
+            _open_stores(app, self.static_prefix)
         return self.on_load(app, self.static_prefix) if self.on_load else app
+
+
+#: what ``mlflow.set_tracking_uri``/``set_registry_uri`` export "so that subprocesses inherit
+#: it", and MLflow's server calls them with the backend store when it opens its stores
+_CLIENT_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@contextlib.contextmanager
+def _uris_kept() -> Iterator[None]:
+    """Keep this process's environment's MLflow URIs as they were: left to MLflow, every
+    kernel started after the load (the warm-up comes before most) would inherit
+    ``MLFLOW_TRACKING_URI=sqlite:///...`` and log and register straight into the store,
+    past this server, so that no registration reached the catalog. MLflow's own globals (used
+    by the server in this process) keep the store's URIs."""
+    saved = {name: os.environ.get(name) for name in _CLIENT_URIS}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _open_stores(app: Any, prefix: str) -> None:
