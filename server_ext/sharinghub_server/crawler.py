@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .catalog.categories import Category
+from .catalog.frontmatter import MAX_README_CHARS
 from .catalog.item import project_items
 from .catalog.timeutil import iso, parse_datetime
 from .index.store import DirectUpdates, IndexStore, ProjectUpdate
@@ -104,6 +105,11 @@ class Crawler:
                 report.error = str(exc)
                 status.errors.append(CrawlError(project="", message=str(exc)))
                 log.warning("crawl of %s failed: %s", source.key, exc)
+            except Exception as exc:  # a bug: this source's crawl ends, the others go on
+                log.exception("crawl of %s failed", source.key)
+                report.error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                status.errors.append(CrawlError(project="", message=(
+                    f"crawl of {source.key} failed: {report.error}")))
             if cancel is not None and cancel.is_set():
                 break
         status.ok = all(r.ok for r in status.sources) and not (cancel and cancel.is_set())
@@ -147,7 +153,14 @@ class Crawler:
                     or recent):
                 work.append((record, state, recent))
                 continue
-            update = self._remap_if_needed(record, state, errors)
+            try:
+                update = self._remap_if_needed(record, state, errors)
+            except Exception as exc:  # a bug: this project keeps its indexed items
+                log.exception("re-mapping %s failed", record.id)
+                errors.append(CrawlError(record.id, f"re-mapping failed ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]}); kept the previously indexed "
+                                         "version"))
+                update = None
             if update is None:
                 report.unchanged += 1
             else:
@@ -164,7 +177,10 @@ class Crawler:
                 record = futures[future]
                 try:
                     update, problems, read = future.result()
-                except SourceError as exc:
+                except Exception as exc:  # SourceError, or a bug: the other projects go on
+                    if not isinstance(exc, SourceError):
+                        log.error("crawling %s failed", record.id, exc_info=exc)
+                        exc = f"{type(exc).__name__}: {str(exc)[:200]}"
                     kept = record.id in states
                     errors.append(CrawlError(record.id, f"{exc}" + (
                         " (kept the previously indexed version)" if kept else " (not indexed)")))
@@ -232,8 +248,13 @@ class Crawler:
     def _update(self, record: ProjectRecord, fingerprint: str | None,
                 ) -> tuple[ProjectUpdate, list[str]]:
         built = project_items(record, self.categories)
+        stored = record.to_json()
+        if stored["readme"] and len(stored["readme"]) > MAX_README_CHARS:
+            # the mapping reads no further; one more character keeps the README's "too
+            # long" problem when the stored record is mapped again
+            stored["readme"] = stored["readme"][: MAX_README_CHARS + 1]
         state = {
-            "record": record.to_json(),
+            "record": stored,
             "list": self._list_key(record),
             "fingerprint": fingerprint,
             "problems": built.problems,

@@ -79,15 +79,20 @@ def parse_outputs(files: dict[str, str]) -> tuple[list[DvcOutput], list[str]]:
         except yaml.YAMLError as exc:
             problems.append(f"{path} is not valid YAML: {str(exc).splitlines()[0]}")
             continue
+        except Exception as exc:  # a constructor's: !!bool maybe (KeyError), 2020-02-30...
+            problems.append(f"{path}: a value cannot be read ({type(exc).__name__})")
+            continue
         if not isinstance(data, dict):
             problems.append(f"{path} is not a DVC file")
             continue
         base = posixpath.dirname(path)
         if posixpath.basename(path) == "dvc.lock":
-            outs = [o for stage in (data.get("stages") or {}).values() if isinstance(stage, dict)
-                    for o in stage.get("outs") or []]
+            stages = data.get("stages")
+            outs = [o for stage in (stages.values() if isinstance(stages, dict) else ())
+                    if isinstance(stage, dict) and isinstance(stage.get("outs"), list)
+                    for o in stage["outs"]]
         else:
-            outs = data.get("outs") or []
+            outs = data.get("outs") if isinstance(data.get("outs"), list) else []
         for out in outs:
             if not isinstance(out, dict) or not out.get("path"):
                 problems.append(f"{path}: an output without a path")

@@ -23,9 +23,12 @@ def item_href(collection: str, item_id: str) -> str:
 def resolve(href: str, item_id: str, ref: str | None) -> str:
     """A href written in a README or front matter: absolute URLs stay, repository paths
     (``./img.png``, ``docs/a.pdf``) point at the download endpoint."""
-    if is_absolute(href) or href.startswith("//"):
-        return href
-    path = urlsplit(href).path
+    try:
+        if is_absolute(href) or href.startswith("//"):
+            return href
+        path = urlsplit(href).path
+    except ValueError:  # "http://[x": not a URL (an IPv6 host left open): a file name, then
+        return download_href(item_id, href, ref)
     path = urljoin("/", path).lstrip("/")  # normalises ./ and ../ inside the repository
     return download_href(item_id, path, ref)
 

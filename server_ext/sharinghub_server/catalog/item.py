@@ -7,12 +7,16 @@ native mlm v1.4, repair of invalid values with the problems reported.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import posixpath
+import reprlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy
 import pystac
 import shapely
 import shapely.geometry
@@ -22,7 +26,7 @@ from ..sources.records import ProjectRecord
 from . import assets as asset_rules
 from . import dvc_outputs, hrefs, markdown
 from .categories import Category, categories_of
-from .frontmatter import parse_readme
+from .frontmatter import read_readme
 from .timeutil import iso, parse_datetime
 from .validate import (
     FILE_SCHEMA,
@@ -37,8 +41,39 @@ from .validate import (
 #: front-matter keys the mapping consumes; every other key passes into ``properties``
 _CONSUMED = {"title", "preview", "license", "license-url", "extent", "providers", "links",
              "related", "assets", "extensions", "sharinghub", "topics"}
+#: properties the item computes, which front matter cannot replace (its times are the
+#: project's, and ``extent.temporal``)
+_COMPUTED = ("datetime", "start_datetime", "end_datetime", "created", "updated")
 _PREVIEW_FILES = ("preview.png", "preview.jpg", "preview.jpeg")
 _MLM_PREFIX = "mlm"
+#: front-matter asset rules used (each is matched against every file of the repository)
+MAX_ASSET_RULES = 100
+#: assets the rules may give, and front-matter links and providers used: an item is validated
+#: as a whole, and each round of repair of an item with 20,000 links took 7 s
+MAX_RULE_ASSETS = 1000
+MAX_LINKS = 100
+MAX_PROVIDERS = 50
+#: a problem's text, at most (it quotes values from the README)
+MAX_PROBLEM_CHARS = 500
+#: problems listed per project (a rule giving 5,000 files a bad field is 5,000 of them)
+MAX_PROBLEMS = 100
+#: geometries STAC items may have (GeoJSON; a collection holds no collection)
+_GEOJSON_TYPES = {"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
+                  "MultiPolygon", "GeometryCollection"}
+#: integers a JSON reader (and the index) holds: 64 bits, signed or not
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+log = logging.getLogger(__name__)
+
+_short_repr = reprlib.Repr()
+_short_repr.maxstring = _short_repr.maxother = 60
+_short_repr.maxlist = _short_repr.maxtuple = _short_repr.maxdict = _short_repr.maxset = 4
+_short_repr.maxlevel = 2
+
+
+def short(value: Any) -> str:
+    """``repr(value)``, bounded: problems quote README values, which may be huge."""
+    return _short_repr.repr(value)
 
 
 @dataclass
@@ -55,13 +90,33 @@ def project_items(record: ProjectRecord, categories: tuple[Category, ...]) -> Pr
     result = ProjectItems(problems=list(record.errors))
     if not cats:
         return result
-    base, problems = _base_item(record, categories)
+    try:
+        base, problems = _base_item(record, categories)
+        repaired, fixes = _repair_with_mlm(base)
+    except Exception as exc:  # a mapping bug: the item still comes, from what GitLab says
+        log.exception("mapping %s failed: its README and files are left out", record.id)
+        bare = dataclasses.replace(record, readme=None, files=[], dvc_files={}, releases=[])
+        base, problems = _base_item(bare, categories)
+        repaired, fixes = _repair_with_mlm(base)
+        problems.insert(0, f"the mapping failed ({type(exc).__name__}: {str(exc)[:200]}): "
+                        "the item is built from the project's metadata only, without its "
+                        "README and files")
     result.problems.extend(problems)
-    repaired, fixes = _repair_with_mlm(base)
     result.problems.extend(fixes)
+    listed = result.problems[:MAX_PROBLEMS - 1] if len(result.problems) > MAX_PROBLEMS else (
+        result.problems)
+    result.problems = [_problem_text(p) for p in listed] + (
+        [f"... and {len(result.problems) - len(listed):,} more problems"]
+        if len(listed) < len(result.problems) else [])
     for cat in cats:
         result.items.append(_in_category(repaired, cat))
     return result
+
+
+def _problem_text(problem: Any) -> str:
+    """A problem as the crawl status shows it: a bounded line of valid UTF-8."""
+    text = _clean_str(str(problem))
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[: MAX_PROBLEM_CHARS - 3] + "..."
 
 
 def build_item(record: ProjectRecord, category: Category,
@@ -132,9 +187,8 @@ def _in_category(base: dict[str, Any], category: Category) -> dict[str, Any]:
 def _base_item(record: ProjectRecord,
                categories: tuple[Category, ...]) -> tuple[dict[str, Any], list[str]]:
     problems: list[str] = []
-    meta, body, fm_problem = parse_readme(record.readme)
-    if fm_problem:
-        problems.append(fm_problem)
+    meta, body, readme_problems = read_readme(record.readme)
+    problems.extend(readme_problems)
     if record.readme is None:
         problems.append("no README.md: item built from the project's GitLab metadata only")
     meta = dict(meta)
@@ -145,13 +199,16 @@ def _base_item(record: ProjectRecord,
     updated = _safe_dt(record.last_activity_at) or created
 
     # --- geometry and time
-    geometry, bbox = _spatial((meta.get("extent") or {}).get("spatial")
-                              if isinstance(meta.get("extent"), dict) else None, problems)
-    start, end = _temporal(meta.get("extent"), created, updated, problems)
+    extent = meta.get("extent")
+    if extent is not None and not isinstance(extent, dict):
+        problems.append(f"extent ignored: it must be a mapping with spatial and temporal, "
+                        f"not {short(extent)}")
+        extent = None
+    geometry, bbox = _spatial(extent.get("spatial") if extent else None, problems)
+    start, end = _temporal(extent, created, updated, problems)
 
     props: dict[str, Any] = {
         "title": str(meta.get("title") or record.name),
-        "description": body or record.description or "",
         "datetime": iso(updated),
         "start_datetime": iso(start),
         "end_datetime": iso(end),
@@ -159,6 +216,8 @@ def _base_item(record: ProjectRecord,
         "updated": iso(updated),
         "keywords": [t for t in record.topics if t not in category_ids],
     }
+    if body or record.description:  # STAC wants no description rather than an empty one
+        props["description"] = body or record.description
     extensions: list[str] = []
     links: list[dict[str, Any]] = []
     item_assets: dict[str, dict[str, Any]] = {}
@@ -180,13 +239,17 @@ def _base_item(record: ProjectRecord,
     if not isinstance(declared, dict):
         problems.append("extensions must be a mapping of prefix → schema URL")
         declared = {}
+    declared = {str(prefix): url for prefix, url in declared.items()}
     for prefix, schema_url in declared.items():
         block = meta.pop(prefix, None)
-        if schema_url not in known_schemas():
-            problems.append(f"extension {prefix}: schema {schema_url} is unknown offline, "
-                            "so it is not declared")
+        if not isinstance(schema_url, str):
+            problems.append(f"extension {prefix}: schema must be a URL, not "
+                            f"{short(schema_url)}, so it is not declared")
+        elif schema_url not in known_schemas():
+            problems.append(f"extension {prefix}: schema {short(schema_url)} is unknown "
+                            "offline, so it is not declared")
         else:
-            extensions.append(str(schema_url))
+            extensions.append(schema_url)
         if isinstance(block, dict):
             for key, value in block.items():
                 props[f"{prefix}:{key}"] = value
@@ -206,22 +269,38 @@ def _base_item(record: ProjectRecord,
         extensions.append(SCI_SCHEMA)
 
     # --- links and related
-    for link in meta.get("links") or []:
+    meta_links = meta.get("links") or []
+    if not isinstance(meta_links, list):
+        problems.append(f"links ignored: a list of {{href, rel, ...}} is expected, not "
+                        f"{short(meta_links)}")
+        meta_links = []
+    if len(meta_links) > MAX_LINKS:
+        problems.append(f"links: {len(meta_links):,} given, only the first {MAX_LINKS} are used")
+        meta_links = meta_links[:MAX_LINKS]
+    for link in meta_links:
         if isinstance(link, dict) and link.get("href"):
             links.append({**{str(k): v for k, v in link.items()},
                           "rel": str(link.get("rel") or "related"),
                           "href": hrefs.resolve(str(link["href"]), record.id, ref)})
         else:
-            problems.append(f"link {link!r} has no href")
+            problems.append(f"link {short(link)} has no href")
     related = meta.get("related") or {}
     if isinstance(related, dict):
         for collection, urls in related.items():
-            for url in urls if isinstance(urls, list) else [urls]:
-                if isinstance(url, str) and url:
-                    path = _project_path(url)
+            urls = urls if isinstance(urls, list) else [urls]
+            if len(urls) > MAX_LINKS:
+                problems.append(f"related {short(collection)}: {len(urls):,} URLs, only the "
+                                f"first {MAX_LINKS} are used")
+                urls = urls[:MAX_LINKS]
+            for url in urls:
+                path = _project_path(url) if isinstance(url, str) else None
+                if path:
                     links.append({"rel": "derived_from", "type": "application/geo+json",
                                   "title": f"{collection}: {path}",
                                   "href": hrefs.item_href(str(collection), path)})
+                else:
+                    problems.append(f"related {short(collection)}: {short(url)} is not a "
+                                    "project URL")
     else:
         problems.append("related must be a mapping of collection → project URL(s)")
 
@@ -231,9 +310,14 @@ def _base_item(record: ProjectRecord,
         cat_rules, _ = asset_rules.normalise_rules(list(cat.assets))
         rules.extend(cat_rules)
     fm_rules, rule_problems = asset_rules.normalise_rules(meta.get("assets"))
+    if len(fm_rules) > MAX_ASSET_RULES:
+        rule_problems.append(f"assets: {len(fm_rules)} rules, only the first "
+                             f"{MAX_ASSET_RULES} are used")
+        del fm_rules[MAX_ASSET_RULES:]
     rules.extend(fm_rules)
     problems.extend(rule_problems)
-    found, chosen_roles = asset_rules.apply_rules(rules, record.files, item_id=record.id, ref=ref)
+    found, chosen_roles = asset_rules.apply_rules(rules, record.files, item_id=record.id, ref=ref,
+                                                  problems=problems, limit=MAX_RULE_ASSETS)
     item_assets.update(found)
 
     # --- DVC outputs
@@ -293,8 +377,11 @@ def _base_item(record: ProjectRecord,
     else:
         problems.append("sharinghub must be a mapping")
     for key, value in meta.items():
-        if key not in _CONSUMED and key not in declared:
-            props[key] = _jsonable(value)
+        if key in _COMPUTED:
+            problems.append(f"front matter key {key} ignored: the item's times are the "
+                            "project's (creation, last activity) and extent.temporal's")
+        elif key not in _CONSUMED and key not in declared:
+            props[key] = value
 
     item: dict[str, Any] = {
         "type": "Feature",
@@ -303,9 +390,9 @@ def _base_item(record: ProjectRecord,
         "id": record.id,
         "geometry": geometry,
         **({"bbox": bbox} if bbox else {}),
-        "properties": _jsonable(props),
-        "links": links,
-        "assets": _jsonable(item_assets),
+        "properties": _jsonable(props, "properties", problems),
+        "links": _jsonable(links, "links", problems),
+        "assets": _jsonable(item_assets, "assets", problems),
     }
     return item, problems
 
@@ -320,23 +407,90 @@ def _safe_dt(value: Any) -> datetime | None:
         return None
 
 
-def _jsonable(value: Any) -> Any:
-    """YAML gives dates and datetimes; JSON wants strings."""
+_LEFT_OUT = object()
+
+
+def _jsonable(value: Any, where: str = "", problems: list[str] | None = None) -> Any:
+    """``value`` as JSON holds it, what YAML gives included: dates and datetimes become
+    strings, sets sorted lists, tuples lists, keys strings, lone surrogates U+FFFD; what JSON
+    cannot hold (NaN, infinities, integers beyond 64 bits, ``!!binary`` bytes) is left out,
+    and reported under its path ``where`` (``properties.foo.1``) in ``problems``."""
+    if problems is None:
+        problems = []
+    out = _json_value(value, where, problems)
+    return None if out is _LEFT_OUT else out
+
+
+def _json_value(value: Any, where: str, problems: list[str]) -> Any:
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _clean_str(value)
+    if kind is bool or value is None:
+        return value
+    if kind is int:
+        if _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            return value
+        return _left_out(where, "an integer beyond 64 bits", problems)
+    if kind is float:
+        return value if math.isfinite(value) else _left_out(
+            where, f"{value} is not a JSON number", problems)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        out = {}
+        for k, v in value.items():
+            key = _clean_str(str(k))
+            v = _json_value(v, f"{where}.{key}", problems)
+            if v is not _LEFT_OUT:
+                out[key] = v
+        return out
+    if isinstance(value, list | tuple | set | frozenset):
+        if isinstance(value, set | frozenset):
+            value = sorted(value, key=lambda v: (type(v).__name__, str(v)))
+        out_list = []
+        for i, v in enumerate(value):
+            v = _json_value(v, f"{where}.{i}", problems)
+            if v is not _LEFT_OUT:
+                out_list.append(v)
+        return out_list
     if isinstance(value, datetime):
-        return iso(parse_datetime(value))
+        try:
+            return iso(parse_datetime(value))
+        except ValueError:  # out of range once in UTC: kept as written
+            return value.isoformat()
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return value
+    if isinstance(value, bytes | bytearray):
+        return _left_out(where, "binary data (!!binary) is not JSON", problems)
+    for plain in (int, float, str):  # subclasses
+        if isinstance(value, plain):
+            return _json_value(plain(value), where, problems)
+    return _left_out(where, f"a {kind.__name__} is not JSON", problems)
+
+
+def _left_out(where: str, why: str, problems: list[str]) -> Any:
+    problems.append(f"{where} left out: {why}")
+    return _LEFT_OUT
+
+
+def _clean_str(text: str) -> str:
+    """``text`` as valid UTF-8: a surrogate pair becomes its character, a lone one U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def _spatial(value: Any, problems: list[str]) -> tuple[dict | None, list[float] | None]:
     """``extent.spatial``: a bbox of four numbers, or WKT (or a GeoJSON geometry)."""
     if value in (None, "", []):
         return None, None
+    with numpy.errstate(all="ignore"):  # NaN coordinates are reported, not warned about
+        return _geometry(value, problems)
+
+
+def _geometry(value: Any, problems: list[str]) -> tuple[dict | None, list[float] | None]:
     try:
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
             value = value[0]
@@ -355,11 +509,22 @@ def _spatial(value: Any, problems: list[str]) -> tuple[dict | None, list[float] 
             raise ValueError(f"{type(value).__name__} is neither a bbox nor WKT")
         if geom.is_empty:
             raise ValueError("the geometry is empty")
+        parts = getattr(geom, "geoms", ()) if geom.geom_type == "GeometryCollection" else ()
+        for g in [geom, *parts]:
+            if g.geom_type not in _GEOJSON_TYPES or (g is not geom and (
+                    g.geom_type == "GeometryCollection" or g.is_empty)):
+                raise ValueError(f"a {'nested ' if g is not geom else ''}"
+                                 f"{'empty ' if g.is_empty else ''}{g.geom_type} is not a "
+                                 "GeoJSON geometry an item may have")
+        coords = shapely.get_coordinates(geom, include_z=geom.has_z)
+        if not bool(numpy.isfinite(coords).all()):
+            raise ValueError("the geometry has coordinates that are not finite numbers")
         w, s, e, n = geom.bounds
         if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
             raise ValueError("the geometry is outside WGS84 longitude/latitude")
-    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
-        problems.append(f"extent.spatial ignored: {exc}")
+    except Exception as exc:  # shapely raises more than ValueError on what people write
+        message = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        problems.append(f"extent.spatial ignored: {message}")
         return None, None
     return _jsonable(shapely.geometry.mapping(geom)), [w, s, e, n]
 
@@ -387,14 +552,19 @@ def _temporal(extent: Any, created: datetime, updated: datetime,
 def _providers(value: Any, record: ProjectRecord, problems: list[str]) -> list[dict[str, Any]]:
     providers: list[dict[str, Any]] = []
     if isinstance(value, list):
+        if len(value) > MAX_PROVIDERS:
+            problems.append(f"providers: {len(value):,} given, only the first {MAX_PROVIDERS} "
+                            "are used")
+            value = value[:MAX_PROVIDERS]
         for p in value:
             if isinstance(p, dict) and p.get("name"):
-                providers.append(_jsonable(p))
+                providers.append({str(k): v for k, v in p.items()})
             else:
-                problems.append(f"provider {p!r} has no name")
+                problems.append(f"provider {short(p)} has no name")
     elif value is not None:
-        problems.append("providers must be a list")
-    roles = {r for p in providers for r in (p.get("roles") or [])}
+        problems.append(f"providers must be a list, not {short(value)}")
+    roles = {r for p in providers if isinstance(p.get("roles"), list)
+             for r in p["roles"] if isinstance(r, str)}
     if "host" not in roles:
         providers.append({"name": record.host_name or "GitLab", "roles": ["host"],
                           **({"url": record.web_url} if record.web_url else {})})
@@ -408,8 +578,12 @@ def _providers(value: Any, record: ProjectRecord, problems: list[str]) -> list[d
 
 
 def _project_path(url: str) -> str:
-    """``https://gitlab.example.com/group/project`` → ``group/project``."""
-    path = urlsplit(url).path if "://" in url else url
+    """``https://gitlab.example.com/group/project`` → ``group/project`` ("" if ``url`` is
+    no URL)."""
+    try:
+        path = urlsplit(url).path if "://" in url else url
+    except ValueError:  # "https://[": not a URL
+        return ""
     return path.strip("/").removesuffix(".git")
 
 

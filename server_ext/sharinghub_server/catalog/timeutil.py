@@ -24,7 +24,10 @@ def parse_datetime(value: Any) -> datetime | None:
         raise ValueError(f"{value!r} is not a date")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise ValueError(f"{value!s:.60} is out of range once in UTC") from None
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -32,7 +35,9 @@ def iso(dt: datetime | None) -> str | None:
     if dt is None:
         return None
     dt = dt.astimezone(timezone.utc)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    # not strftime: glibc writes year 1 as "1", not "0001"
+    text = (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+            f"{dt.second:02d}")
     if dt.microsecond:
         text += f".{dt.microsecond:06d}".rstrip("0")
     return text + "Z"

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import re
+import reprlib
 import threading
 from collections.abc import Callable
 from importlib import resources
@@ -286,12 +287,36 @@ def _owner(obj: dict, path: list) -> tuple[Any, Any, int] | None:
     return container, key, depth
 
 
+_short = reprlib.Repr()
+_short.maxstring = _short.maxother = 60
+_short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 4
+_short.maxlevel = 2
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     if error.validator == "pattern":
-        return f"{error.instance!r} does not have the required form ({error.schema_path[-2]})" \
-            if len(error.schema_path) > 1 else f"{error.instance!r} does not have the required form"
+        return f"{_short.repr(error.instance)} does not have the required form " \
+            f"({error.schema_path[-2]})" if len(error.schema_path) > 1 else \
+            f"{_short.repr(error.instance)} does not have the required form"
     text = error.message
     return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors to fix for ``error``: the deepest one (it says most about what is wrong
+    inside anyOf/oneOf) first, then the other plain errors of the same anyOf/oneOf branch
+    (each a field of its own: the same branch would be chosen again for each of them)."""
+    leaf = max([error, *error.context], key=lambda e: len(e.absolute_path))
+    if leaf is error or not leaf.relative_schema_path:
+        return [leaf]
+    branch = leaf.relative_schema_path[0]
+    return [leaf, *(e for e in error.context if e is not leaf and not e.context
+                    and e.relative_schema_path and e.relative_schema_path[0] == branch)]
+
+
+def _touches_geometry(error: jsonschema.ValidationError) -> bool:
+    return any(path and path[0] in ("geometry", "bbox")
+               for path in [error.absolute_path, *(e.absolute_path for e in error.context)])
 
 
 def repair(obj: dict, *, max_rounds: int = 25,
@@ -299,9 +324,15 @@ def repair(obj: dict, *, max_rounds: int = 25,
     """A copy of ``obj`` that validates, and what was changed to get there.
 
     Rejected fields are normalised when unambiguous (``"2.7"`` → ``"2.7.0"`` where semver is
-    required) or removed; a declared extension whose schema still fails is undeclared.
+    required) or removed; a declared extension whose schema still fails is undeclared; a
+    geometry (from ``extent.spatial``) the core schema rejects is left out with its bbox.
     ``in_place``: repair ``obj`` itself, for a caller that owns it (the crawl builds each
     item once: copying it only to validate it would cost more than validating it).
+
+    Each round fixes the first field-level error and every other one that is a plain error
+    on a field of its own (not inside ``anyOf``/``oneOf``, where one fix may settle others),
+    then validates again: an asset rule that gives a thousand files a bad field costs one
+    round, not a thousand.
     """
     if not in_place:
         obj = copy.deepcopy(obj)
@@ -311,32 +342,45 @@ def repair(obj: dict, *, max_rounds: int = 25,
         if not errors:
             return obj, problems
         changed = False
+        fixed_here: set[tuple[int, Any]] = set()
         for _url, error in errors:
-            # the deepest error says most about what is wrong inside anyOf/oneOf
-            leaf = max([error, *error.context], key=lambda e: len(e.absolute_path))
-            path = list(leaf.absolute_path)
-            owner = _owner(obj, path)
-            if owner is None:
-                continue
-            container, key, depth = owner
-            where = ".".join(str(p) for p in path[: depth + 1])
-            value = container[key]
-            # only a value rejected as a whole can be normalised; deeper errors drop the field
-            fixable, fixed = _normalise(value, leaf) if len(path) == depth + 1 else (False, None)
-            if fixable:
-                container[key] = fixed
-                problems.append(f"{where}: {value!r} normalised to {fixed!r} ({_message(leaf)})")
-            else:
-                del container[key]
-                problems.append(f"{where} left out: {_message(leaf)}")
-            changed = True
-            break  # errors were computed on the old object: validate again
+            if changed and error.context:
+                continue  # inside anyOf/oneOf: may be settled already, see the next round
+            for leaf in _leaves(error):
+                path = list(leaf.absolute_path)
+                owner = _owner(obj, path)
+                if owner is None:
+                    continue
+                container, key, depth = owner
+                if (id(container), key) in fixed_here or key not in container:
+                    continue
+                fixed_here.add((id(container), key))
+                where = ".".join(str(p) for p in path[: depth + 1])
+                value = container[key]
+                # only a value rejected as a whole can be normalised; deeper errors drop it
+                fixable, fixed = (_normalise(value, leaf) if len(path) == depth + 1
+                                  else (False, None))
+                if fixable:
+                    container[key] = fixed
+                    problems.append(f"{where}: {_short.repr(value)} normalised to "
+                                    f"{_short.repr(fixed)} ({_message(leaf)})")
+                else:
+                    del container[key]
+                    problems.append(f"{where} left out: {_message(leaf)}")
+                changed = True
         if not changed:
             # nothing field-level to fix: undeclare the failing extension (never the core)
             url, error = errors[0]
             if url in obj.get("stac_extensions", []):
                 obj["stac_extensions"] = [u for u in obj["stac_extensions"] if u != url]
                 problems.append(f"extension {url} not declared: {_message(error)}")
+                continue
+            geometric = next((e for _u, e in errors if _touches_geometry(e)), None)
+            if geometric is not None and (obj.get("geometry") is not None or "bbox" in obj):
+                obj["geometry"] = None
+                obj.pop("bbox", None)
+                problems.append(f"extent.spatial ignored: the geometry is not one a STAC item "
+                                f"may have ({_message(geometric)})")
                 continue
             raise jsonschema.ValidationError(f"cannot repair: {error.message}")
     raise jsonschema.ValidationError("cannot repair: too many problems")
