@@ -439,15 +439,17 @@ def tracking_link(item_id: str, served: dict[str, Any] | None = None) -> tuple[s
 
 def _mlflow_at(uri: str) -> Any:
     """mlflow, pointed at ``uri`` with the server's token (in the kernel's environment, so
-    that runs started afterwards go there too), for tracking and for the model registry: a
-    registry URI the kernel inherited (``MLFLOW_REGISTRY_URI``) would send registrations past
-    the server, which then never reach the catalog."""
+    that runs started afterwards go there too), for tracking and for the model registry,
+    which follows the tracking URI again: a registry URI the kernel had (inherited as
+    ``MLFLOW_REGISTRY_URI``) would send registrations past the server, which then never
+    reach the catalog."""
     import mlflow
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     _mlflow_token()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_registry_uri(None)  # (None: the tracking URI's)
     return mlflow
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 
 import pytest
@@ -61,3 +63,17 @@ async def wait_for_crawl(jp_fetch, timeout: float = 60) -> dict:
             return status
         await asyncio.sleep(0.05)
     raise AssertionError("the crawl did not finish in time")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_registry_follows_tracking():
+    """Each test starts with MLflow's registry URI following its tracking URI, as in a fresh
+    process: an embedded MLflow loaded in this process by an earlier test (a Jupyter server
+    running here) left MLflow's registry pointing at that test's store, and a client made
+    with only a tracking URI would register there."""
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_registry_uri(None)
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    yield
