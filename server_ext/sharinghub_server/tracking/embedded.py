@@ -120,45 +120,39 @@ class EmbeddedMLflow:
             "_MLFLOW_SERVER_ARTIFACT_DESTINATION": self.artifacts_destination,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         })
-        saved = {name: os.environ.get(name) for name in _IMPORT_ONLY}
-        os.environ.update({
-            "_MLFLOW_STATIC_PREFIX": self.static_prefix,
-            # Jupyter authenticates and checks origins; MLflow's own host/CORS checks would
-            # refuse the proxied requests
-            "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE": "true",
-        })
-        try:
+        # read only by the import (the routes, the middleware): not left to the processes
+        # this server starts later (kernels, terminals), where an `mlflow server` would serve
+        # under our prefix, without its security checks
+        with _environment_kept(_IMPORT_ONLY):
+            os.environ.update({
+                "_MLFLOW_STATIC_PREFIX": self.static_prefix,
+                # Jupyter authenticates and checks origins; MLflow's own host/CORS checks
+                # would refuse the proxied requests
+                "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE": "true",
+            })
             from mlflow.server import app
-        finally:
-            # read only by the import (the routes, the middleware): not left to the processes
-            # this server starts later (kernels, terminals), where an `mlflow server` would
-            # serve under our prefix, without its security checks
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
         if self._closed:  # (stopped during the import: touch no store, no closed service)
             raise Stopped("the server stopped during the load")
-        with _uris_kept():
+        # MLflow exports the store's URIs when it opens the stores: left there, every kernel
+        # started after the load (the warm-up comes before most) would inherit
+        # MLFLOW_TRACKING_URI=sqlite:///... and log and register straight into the store,
+        # past this server, so that no registration reached the catalog. (MLflow's globals,
+        # which the server in this process uses, keep them.)
+        with _environment_kept(_CLIENT_URIS):
             _open_stores(app, self.static_prefix)
         return self.on_load(app, self.static_prefix) if self.on_load else app
 
 
 #: what ``mlflow.set_tracking_uri``/``set_registry_uri`` export "so that subprocesses inherit
-#: it", and MLflow's server calls them with the backend store when it opens its stores
+#: it" (MLflow's server calls them with the backend store when it opens its stores)
 _CLIENT_URIS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @contextlib.contextmanager
-def _uris_kept() -> Iterator[None]:
-    """Keep this process's environment's MLflow URIs as they were: left to MLflow, every
-    kernel started after the load (the warm-up comes before most) would inherit
-    ``MLFLOW_TRACKING_URI=sqlite:///...`` and log and register straight into the store,
-    past this server, so that no registration reached the catalog. MLflow's own globals (used
-    by the server in this process) keep the store's URIs."""
-    saved = {name: os.environ.get(name) for name in _CLIENT_URIS}
+def _environment_kept(names: tuple[str, ...]) -> Iterator[None]:
+    """This process's environment variables ``names`` as they were before, afterwards."""
+    saved = {name: os.environ.get(name) for name in names}
     try:
         yield
     finally:
