@@ -249,23 +249,10 @@ def in_process_child(index: str) -> None:
 # --- the driver -------------------------------------------------------------------------------
 
 
-def split_terms(text: str) -> list[str]:
-    """GET ``q`` (comma-separated, double quotes group) as the POST array of terms."""
-    terms, current, quoted = [], [], False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            terms.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    terms.append("".join(current))
-    return [t.strip() for t in terms if t.strip()]
-
-
 def post_body(request: Any) -> dict[str, Any]:
     """A request of the mix as a POST /search body, limit 10 and sorted."""
+    from sharinghub_server.stac.params import split_terms
+
     body: dict[str, Any] = {}
     if request.path.startswith("collections/"):
         body["collections"] = [request.path.split("/")[1]]

@@ -70,42 +70,6 @@ class LocalFile:
     size: int
 
 
-class CountedWrites:
-    """An index store that counts the writes made through it, so that answers computed
-    from it can be reused until the next one (see :attr:`CatalogService.writes`). Reads and
-    everything else go straight to the store."""
-
-    def __init__(self, store: IndexStore) -> None:
-        self.store = store
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def _wrote(self) -> None:
-        with self._lock:
-            self.count += 1
-
-    def apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str]) -> None:
-        try:
-            self.store.apply(source, updates, deletions)
-        finally:  # (counted after the write is visible; a failed write counts too)
-            self._wrote()
-
-    def set_overlay(self, item_id: str, key: str, value: Any | None) -> None:
-        try:
-            self.store.set_overlay(item_id, key, value)
-        finally:
-            self._wrote()
-
-    def set_meta(self, key: str, value: Any) -> None:
-        try:
-            self.store.set_meta(key, value)
-        finally:
-            self._wrote()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-
 class CatalogService:
     def __init__(self, store: IndexStore, categories: tuple[Category, ...],
                  sources: list[GitLabSource | LocalSource], *, crawl_interval: float = 600,
@@ -115,9 +79,7 @@ class CatalogService:
         from .index.store import DirectUpdates
         from .jobs import JobManager
 
-        self._counted = CountedWrites(store)
-        #: the index (writes through it are counted: :attr:`writes`)
-        self.store: IndexStore = self._counted  # type: ignore[assignment]
+        self.store = store
         self.categories = categories
         self.collection_ids = tuple(c.id for c in categories)
         self.sources = {s.key: s for s in sources}
@@ -174,8 +136,9 @@ class CatalogService:
     @property
     def writes(self) -> int:
         """Writes to the index made by this process so far (crawls, registered models,
-        publishes): an answer computed before none since is still the index's answer."""
-        return self._counted.count
+        publishes, maintenance): an answer computed before none since is still the index's
+        answer."""
+        return self.store.writes
 
     def project(self, item_id: str) -> tuple[ProjectRecord, Any]:
         """The record and the configured source of an item's project (NotFound if none)."""

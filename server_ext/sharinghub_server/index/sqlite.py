@@ -318,6 +318,7 @@ class SQLiteStore(IndexStore):
         self._maintaining = threading.Lock()
         self._names: dict[str, int] = {}  # prop_names codes (committed ones)
         self._writing = 0  # apply() calls under way
+        self._writes = 0  # write transactions committed (:attr:`writes`)
         #: copies the WAL into the file after writes, on a thread of its own
         self._checkpointer = Checkpointer(str(Path(self.path).expanduser()))
         self._create_schema()
@@ -406,7 +407,13 @@ class SQLiteStore(IndexStore):
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        with self._lock:
+            self._writes += 1
         self._checkpointer.wrote()
+
+    @property
+    def writes(self) -> int:
+        return self._writes
 
     def _create_schema(self) -> None:
         conn = self._conn()

@@ -131,6 +131,13 @@ class IndexStore(abc.ABC):
     @abc.abstractmethod
     def set_meta(self, key: str, value: Any) -> None: ...
 
+    @property
+    @abc.abstractmethod
+    def writes(self) -> int:
+        """Write transactions committed through this store object so far, counted in memory
+        (no I/O: read on the event loop): an answer computed when it had a value is still
+        the index's answer while it keeps it, but for writes by other processes."""
+
     def close(self) -> None:  # noqa: B027 - optional for stores holding no resources
         """Release connections; operations under way stop with :class:`StoreClosed`, and so
         do later ones. Closing again does nothing."""
