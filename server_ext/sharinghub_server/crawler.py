@@ -141,7 +141,7 @@ class Crawler:
                 with self.direct.writing():  # not what a publish re-indexed since
                     fresh = [u for u, read in pending
                              if not self.direct.stale(source.key, u.project, read)]
-                    self.store.apply(source.key, fresh, [])
+                    self.store.apply(source.key, fresh, [], wait=False)
                 pending.clear()
 
         work: list[tuple[ProjectRecord, dict[str, Any] | None, bool]] = []
@@ -198,14 +198,16 @@ class Crawler:
                     break
         flush()
         if cancel is not None and cancel.is_set():
+            self.store.flush()  # (what was crawled is written)
             return done
         listed_ids = {r.id for r in listed}
         gone = [pid for pid in states if pid not in listed_ids]
         if gone:
             with self.direct.writing():
                 gone = [pid for pid in gone if not self.direct.stale(source.key, pid, listed_at)]
-                self.store.apply(source.key, [], gone)
+                self.store.apply(source.key, [], gone, wait=False)
             report.deleted = len(gone)
+        self.store.flush()  # the source's batches are visible when its crawl ends
         return done
 
     def _visit(self, source: Source, record: ProjectRecord, state: dict[str, Any] | None,

@@ -11,7 +11,8 @@ The store holds two things:
   (its :class:`~sharinghub_server.sources.records.ProjectRecord` JSON, fingerprints).
 
 Writes are transactional: :meth:`IndexStore.apply` replaces the items of many projects and
-deletes others in one transaction, so readers never see half a crawl.
+deletes others in one transaction, so readers never see half of a batch. A crawl queues its
+batches (``wait=False``) and flushes at its end: a store may write queued batches together.
 """
 
 from __future__ import annotations
@@ -90,9 +91,18 @@ class IndexStore(abc.ABC):
         """project id -> state, for every project of ``source`` in the index."""
 
     @abc.abstractmethod
-    def apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str]) -> None:
+    def apply(self, source: str, updates: list[ProjectUpdate], deletions: list[str], *,
+              wait: bool = True) -> None:
         """In one transaction: replace the items and state of each updated project, and remove
-        the items and state of each project id in ``deletions`` (for this source only)."""
+        the items and state of each project id in ``deletions`` (for this source only).
+        Batches are written in the order they are given. ``wait=False``: return once the batch
+        is queued (it may be written together with other queued batches); it is visible once
+        written, which :meth:`flush` waits for. An item the index cannot hold raises
+        ValueError here, either way."""
+
+    def flush(self) -> None:  # noqa: B027 - stores that write at once have nothing queued
+        """Wait until every batch queued with ``apply(wait=False)`` is written; raise the
+        error of one whose write failed."""
 
     @abc.abstractmethod
     def get_item(self, collection: str, item_id: str) -> dict | None: ...
