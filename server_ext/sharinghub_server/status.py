@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .catalog.problems import NO_MODEL_ASSET
 from .index.store import IndexStore
 
 STATUS_KEY = "crawl_status"
-
-#: how the crawl reports an item that declares mlm without a model asset
-#: (``catalog.item._repair_with_mlm``): what a registered model (an overlay) may answer
-NO_MODEL_ASSET = "mlm: no model asset"
 
 #: items with overlays whose problems are looked at per status request, at most
 _MAX_REVIEWED = 1000

@@ -27,6 +27,7 @@ from . import assets as asset_rules
 from . import dvc_outputs, hrefs, markdown
 from .categories import Category, categories_of
 from .frontmatter import read_readme
+from .problems import NO_MODEL_ASSET
 from .timeutil import iso, parse_datetime
 from .validate import (
     FILE_SCHEMA,
@@ -163,7 +164,7 @@ def _repair_with_mlm(item: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     repaired, problems = repair(probe, in_place=True)
     repaired["assets"].pop(_PROBE, None)
     repaired["stac_extensions"] = [u for u in repaired["stac_extensions"] if u != MLM_SCHEMA]
-    problems.append("mlm: no model asset (an asset with role mlm:model, e.g. an .onnx file "
+    problems.append(f"{NO_MODEL_ASSET} (an asset with role mlm:model, e.g. an .onnx file "
                     "matched by an asset rule or a registered MLflow model), so the mlm "
                     "schema is not declared")
     return repaired, problems
