@@ -38,6 +38,14 @@ def _queue(recorder: Recorder, **kwargs) -> WriteQueue[str]:
     return WriteQueue(recorder.write, lambda batch: 1, **kwargs)
 
 
+def _behind_a_held_write(queue: WriteQueue[str], rec: Recorder, batches: str) -> None:
+    """Queue "a", then ``batches`` once the writer is inside its (held) write of "a"."""
+    queue.put("a", wait=False)
+    poll(rec.inside.is_set, "the first write")
+    for batch in batches:
+        queue.put(batch, wait=False)
+
+
 def _in_thread(fn) -> threading.Thread:
     thread = threading.Thread(target=fn, daemon=True)
     thread.start()
@@ -47,10 +55,7 @@ def _in_thread(fn) -> threading.Thread:
 def test_batches_queued_during_a_write_go_together_in_order() -> None:
     rec = Recorder()
     queue = _queue(rec, linger=0)
-    queue.put("a", wait=False)
-    poll(rec.inside.is_set, "the first write")
-    for batch in "bcde":
-        queue.put(batch, wait=False)
+    _behind_a_held_write(queue, rec, "bcde")
     rec.hold.set()
     queue.flush()
     assert rec.transactions == [["a"], ["b", "c", "d", "e"]]
@@ -69,10 +74,7 @@ def test_a_waiting_put_returns_once_its_batch_is_written() -> None:
 def test_groups_are_bounded() -> None:
     rec = Recorder()
     queue = _queue(rec, group=2, limit=100, linger=0)
-    queue.put("a", wait=False)
-    poll(rec.inside.is_set, "the first write")
-    for batch in "bcdef":
-        queue.put(batch, wait=False)
+    _behind_a_held_write(queue, rec, "bcdef")
     rec.hold.set()
     queue.flush()
     assert rec.transactions == [["a"], ["b", "c"], ["d", "e"], ["f"]]
@@ -82,10 +84,7 @@ def test_a_failed_batch_fails_alone_and_is_reported_once() -> None:
     rec = Recorder()
     rec.bad = {"c"}
     queue = _queue(rec, linger=0)
-    queue.put("a", wait=False)
-    poll(rec.inside.is_set, "the first write")
-    for batch in "bcd":
-        queue.put(batch, wait=False)
+    _behind_a_held_write(queue, rec, "bcd")
     rec.hold.set()
     with pytest.raises(ValueError, match=r"\['c'\]"):
         queue.flush()
@@ -108,10 +107,7 @@ def test_a_waiting_caller_gets_its_own_failure() -> None:
 def test_put_waits_while_the_queue_is_full() -> None:
     rec = Recorder()
     queue = _queue(rec, group=10, limit=3, linger=0)
-    queue.put("a", wait=False)
-    poll(rec.inside.is_set, "the first write")
-    for batch in "bc":
-        queue.put(batch, wait=False)
+    _behind_a_held_write(queue, rec, "bc")
     blocked = _in_thread(lambda: queue.put("d", wait=False))
     blocked.join(0.5)
     assert blocked.is_alive()  # (a, b, c queued: the limit)
