@@ -242,3 +242,34 @@ def test_closing_with_queued_batches_loses_them_whole(tmp_path: Path) -> None:
         assert ("g/p1" in ids) == ("g/p1" in states)  # (taken before the close: whole or not)
     finally:
         store.close()
+
+
+def test_transactions_are_sized_to_last_a_few_seconds() -> None:
+    queue = _queue(Recorder(), group=20_000, seconds=5.0, smallest=1_000)
+    queue._adapt(20_000, 10.0)  # a full group took 10 s: half as many next time
+    assert queue.group == 10_000
+    queue._adapt(2_000, 0.1)  # a small group says little about a full one
+    assert queue.group == 10_000
+    queue._adapt(10_000, 1.0)  # faster again (a smaller index, say): back up to the largest
+    assert queue.group == 20_000
+    queue._adapt(20_000, 500.0)
+    assert queue.group == 1_000  # (never below the smallest)
+
+
+def test_the_writer_empties_a_big_wal(tmp_path: Path, monkeypatch) -> None:
+    """Passive checkpoints cannot empty the WAL while transactions follow one another; the
+    writer does, between two, once it is past the limit."""
+    import sharinghub_server.index.sqlite as sqlite_store
+
+    path = tmp_path / "q.sqlite"
+    wal = Path(f"{path}-wal")
+    store = open_store(f"sqlite:///{path}")
+    try:
+        store.apply("gitlab", [_update(i) for i in range(50)], [])
+        assert wal.stat().st_size > 0
+        monkeypatch.setattr(sqlite_store, "_WAL_LIMIT", 0)
+        store.apply("gitlab", [_update(i) for i in range(50, 100)], [])
+        assert wal.stat().st_size == 0
+        assert len(_ids(store)) == 100
+    finally:
+        store.close()

@@ -66,11 +66,13 @@ without waiting, so while a transaction commits the next ones gather, and each B
 touch is logged once for all of them (built through batches of 1,000, 100,000 items took 56 s
 written one batch per transaction, the last batches costing 3.2 times the first per item; 29 s
 queued, 1.4 times). The writer's connection has a bigger page cache, so that pages a big
-transaction dirties stay in memory until it commits. Each transaction adds an FTS segment,
-which every FTS query then reads too (FTS5's own automerge keeps them a few per level): a few
-seconds after the last write, :meth:`SQLiteStore.maintain` merges them into one and recounts
-the tokens, in the background. No write does work in proportion to the index (no FTS merge of
-all of it, statistics refreshed with a bounded ``analysis_limit``) but for the pages it touches.
+transaction dirties stay in memory until it commits; transactions are sized to last a few
+seconds, and the writer empties the WAL between two once it is past ``_WAL_LIMIT``. Each
+transaction adds an FTS segment, which every FTS query then reads too (FTS5's own automerge
+keeps them a few per level): a few seconds after the last write,
+:meth:`SQLiteStore.maintain` merges them into one and recounts the tokens, in the background.
+No write does work in proportion to the index (no FTS merge of all of it, statistics
+refreshed with a bounded ``analysis_limit``) but for the pages it touches.
 
 Threads: each thread gets its own connection; writes run in ``BEGIN IMMEDIATE`` transactions,
 and a search runs its count and its page in one read transaction, so it sees one snapshot.
@@ -82,6 +84,7 @@ import base64
 import binascii
 import functools
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -128,6 +131,8 @@ from .sql_filter import (
 )
 from .store import CollectionSummary, IndexStore, ProjectUpdate, StoreClosed
 from .write_queue import WriteQueue
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
@@ -279,6 +284,8 @@ _SECONDS = 2**37
 #: the page cache of the connection that writes apply()'s batches, in KiB (a read
 #: connection's is 64 MiB)
 _WRITER_CACHE_KIB = 262_144
+#: the WAL's size past which the writer empties it between two transactions (bytes)
+_WAL_LIMIT = 512 * 2**20
 
 #: seconds without writes before the FTS index is merged (see SQLiteStore.maintain)
 _MAINTENANCE_DELAY = 5.0
@@ -562,12 +569,29 @@ class SQLiteStore(IndexStore):
                 # the writer thread's connection (it ends when the thread does): a
                 # transaction of many batches dirties much of the index, and pages evicted
                 # from a smaller cache are spilled to the WAL, then read back from it
-                self._conn().execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
+                conn = self._conn()
+                conn.execute(f"PRAGMA cache_size = -{_WRITER_CACHE_KIB}")
                 self._apply(batches)
+                self._bound_wal(conn)
         finally:
             with self._lock:
                 self._writing -= 1
         self._schedule_maintenance()
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL into the file and empty it, here between two transactions, once it
+        has grown past ``_WAL_LIMIT``. The checkpoint thread's passive copies cannot empty it
+        while transactions follow one another (SQLite starts the log over only at the start
+        of a write that finds it all copied): building 1,000,000 items, it reached 16 GB."""
+        try:
+            size = Path(f"{Path(self.path).expanduser()}-wal").stat().st_size
+        except OSError:
+            return
+        if size > _WAL_LIMIT:
+            try:  # (waits for readers of older snapshots: the busy timeout)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error as exc:  # busy: after the next transaction, then
+                log.debug("index WAL not emptied: %s", exc)
 
     def _apply(self, batches: list[_Batch]) -> None:
         changes = _Changes()

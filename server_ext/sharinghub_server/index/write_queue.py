@@ -51,16 +51,20 @@ class _Entry(Generic[T]):
 class WriteQueue(Generic[T]):
     """Batches for ``write`` (called with a list of batches, in the order queued, on the
     writer thread; it writes them in one transaction). ``size`` tells a batch's weight (its
-    items): a transaction takes batches up to ``group`` of it, and ``put`` waits while
-    ``limit`` of it is queued (memory, and what a kill loses). The writer waits up to
-    ``linger`` seconds for a group to fill while no caller waits."""
+    items): a transaction takes batches up to ``group`` of it (adapted so that one lasts
+    about ``seconds``: see :meth:`_adapt`), and ``put`` waits while ``limit`` of it is queued
+    (memory, and what a kill loses). The writer waits up to ``linger`` seconds for a group to
+    fill while no caller waits."""
 
     def __init__(self, write: Callable[[list[T]], None], size: Callable[[T], int], *,
                  group: int = 20_000, limit: int = 20_000, linger: float = 0.5,
-                 name: str = "index-writer") -> None:
+                 seconds: float = 5.0, smallest: int = 1_000, name: str = "index-writer",
+                 ) -> None:
         self._write = write
         self._size = size
-        self.group = group
+        self.group = self.largest = group
+        self.seconds = seconds
+        self.smallest = min(smallest, group)
         self.limit = limit
         self.linger = linger
         self.name = name
@@ -166,6 +170,8 @@ class WriteQueue(Generic[T]):
             seconds = time.perf_counter() - started
             with self._cond:
                 self.history.append((weight, seconds))
+                if errors[0] is None:
+                    self._adapt(weight, seconds)
                 for entry, error in zip(taken, errors, strict=True):
                     entry.done, entry.error = True, error
                     if error is not None and not entry.wait and self._failed is None:
@@ -173,6 +179,15 @@ class WriteQueue(Generic[T]):
                 self._queued -= weight
                 self._writing = []
                 self._cond.notify_all()
+
+    def _adapt(self, weight: int, seconds: float) -> None:
+        """Size the next transactions to last about ``seconds`` each, within [``smallest``,
+        ``largest``] of weight: as the index grows, an item costs more pages, and a
+        transaction of a fixed size would hold more of the WAL, of the writer's page cache
+        and of the wait before readers see anything."""
+        if weight >= self.group or seconds > self.seconds:  # (a measure of a full group)
+            rate = weight / max(seconds, 1e-6)
+            self.group = int(min(self.largest, max(self.smallest, rate * self.seconds)))
 
     def _linger(self) -> None:
         """Wait up to ``linger`` for more batches while the queued ones are few and no caller
