@@ -365,11 +365,15 @@ async def test_cancel_while_git_pushes_leaves_gitlab_as_it_was(
     workdir = published.resolve()
     _, started = await api(jp_fetch, "publish", "dataset", method="POST",
                            body={"item": ITEM, "path": "work/floods", "version": "v1.1"})
+    hung = time.monotonic()
     gitlab.latency = 3600  # GitLab hangs: the push waits (DVC's upload does not need GitLab)
     try:
-        def pushing() -> dict | None:
-            found = job_processes(workdir)
-            return found if "git-remote-http" in found.values() else None
+        def pushing() -> bool:
+            """git push runs, and one of its requests waits inside GitLab: a process alone
+            may not have sent its request yet, which would then find GitLab answering again
+            once the cancel is sent, and the push could go through before git is stopped."""
+            return "git-remote-http" in job_processes(workdir).values() and gitlab.count(
+                lambda r: r.endpoint == "git" and r.received >= hung and r.status is None) > 0
 
         await asyncio.to_thread(poll, pushing, "git push to wait for GitLab", 120)
         code, _ = await api(jp_fetch, "dvc", "jobs", started["job"], method="DELETE")
