@@ -51,8 +51,8 @@ class _Entry(Generic[T]):
 class WriteQueue(Generic[T]):
     """Batches for ``write`` (called with a list of batches, in the order queued, on the
     writer thread; it writes them in one transaction). ``size`` tells a batch's weight (its
-    items): a transaction takes batches up to ``group`` of it (adapted so that one lasts
-    about ``seconds``: see :meth:`_adapt`), and ``put`` waits while ``limit`` of it is queued
+    items): a transaction takes batches up to ``group`` of it (adapted so that writing one
+    lasts about ``seconds``: see :meth:`_adapt`), and ``put`` waits while ``limit`` of it is queued
     (memory, and what a kill loses). The writer waits up to ``linger`` seconds for a group to
     fill while no caller waits."""
 
@@ -181,9 +181,10 @@ class WriteQueue(Generic[T]):
                 self._cond.notify_all()
 
     def _adapt(self, weight: int, seconds: float) -> None:
-        """Size the next transactions to last about ``seconds`` each, within [``smallest``,
-        ``largest``] of weight: as the index grows, an item costs more pages, and a
-        transaction of a fixed size would hold more of the WAL, of the writer's page cache
+        """Size the next groups so that writing one (``write``: the transaction, and what
+        the store does after it, such as emptying the WAL) lasts about ``seconds``, within
+        [``smallest``, ``largest``] of weight: as the index grows, an item costs more pages,
+        and a group of a fixed size would hold more of the WAL, of the writer's page cache
         and of the wait before readers see anything."""
         if weight >= self.group or seconds > self.seconds:  # (a measure of a full group)
             rate = weight / max(seconds, 1e-6)
