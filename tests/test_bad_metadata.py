@@ -315,37 +315,12 @@ def test_crawl_of_generated_gitlab_projects_accounts_for_each(store):
     assert_every_project_accounted_for(store, status, expected)
 
 
-@functools.cache
-def full_size_attacks() -> dict[str, bytes]:
-    """The issue's worst cases at full size, whatever the generator draws."""
-    mb = 1024 * 1024
-    fm = "---\n{}---\n# body\n"
-    return {
-        "billion laughs": fm.format(gen.alias_bomb(10, 9)).encode(),
-        "billion laughs (mappings) in topics": fm.format(
-            gen.alias_bomb(10, 9, key="topics", mapping=True)).encode(),
-        "merge bomb": fm.format(gen.merge_bomb(10, 9)).encode(),
-        "scalar alias bomb": fm.format(gen.scalar_bomb(10_000, 10_000)).encode(),
-        "self-referential": fm.format("me: &me [*me]\n").encode(),
-        "flow nesting 100,000 deep": fm.format(
-            "a: " + "[" * 100_000 + "]" * 100_000 + "\n").encode(),
-        "asset template bomb": fm.format(
-            "assets:\n  - glob: '*.tif'\n    key: '" + "{path}" * 1000 + "'\n    title: '"
-            + "{key}" * 1000 + "'\n").encode(),
-        "10 MB body of '![a]('": (fm.format("title: x\n") + "![a](" * (2 * mb)).encode(),
-        "10 MB body of '[x]('": (fm.format("title: x\n") + "[x](" * (2 * mb + mb // 2)).encode(),
-        "10 MB body of '<img '": (fm.format("title: x\n") + "<img " * (2 * mb)).encode(),
-        "10 MB title": fm.format("title: " + "x" * (10 * mb) + "\n").encode(),
-        "10 MB of invalid UTF-8": b"---\ntitle: x\n---\n" + b"\xff\xfe" * (5 * mb),
-    }
-
-
-@pytest.mark.parametrize("name", list(full_size_attacks()))
+@pytest.mark.parametrize("name", list(gen.full_size_attacks()))
 def test_full_size_attacks_are_refused_or_cut_with_a_problem(name):
     """Each gives a valid item and a problem; nothing of it is expanded (the item is small)
     and the heap while mapping stays small (the 10 MB README is already in memory: it is
     read up to MAX_README_CHARS, not copied whole)."""
-    readme = full_size_attacks()[name]
+    readme = gen.full_size_attacks()[name]
     built, peak = map_project(readme, ["data/a.tif", "data/b.tif"], trace=True)
     (item,) = built.items
     assert_item_is_valid(item)
@@ -373,7 +348,7 @@ def test_server_answers_searches_while_crawling_generated_projects(tmp_path):
     behind the GitLab test server (100 ms a request, so the crawl lasts seconds) and
     answers every STAC search meanwhile (their latencies are printed; the target is the
     benchmark's)."""
-    projects = gen.fake_projects([*corpus(120, seed=16), *full_size_attacks().values()])
+    projects = gen.fake_projects([*corpus(120, seed=16), *gen.full_size_attacks().values()])
     with GitLabTestServer(projects, latency=0.1) as gitlab, jupyter_server(
             tmp_path / "server", token=TOKEN,
             args=[f"--SharingHub.gitlab_url={gitlab.url}", f"--SharingHub.gitlab_token={TOKEN}",

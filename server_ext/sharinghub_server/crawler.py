@@ -197,17 +197,14 @@ class Crawler:
                         f.cancel()
                     break
         flush()
-        if cancel is not None and cancel.is_set():
-            self.store.flush()  # (what was crawled is written)
-            return done
         listed_ids = {r.id for r in listed}
         gone = [pid for pid in states if pid not in listed_ids]
-        if gone:
+        if gone and not (cancel is not None and cancel.is_set()):
             with self.direct.writing():
                 gone = [pid for pid in gone if not self.direct.stale(source.key, pid, listed_at)]
                 self.store.apply(source.key, [], gone, wait=False)
             report.deleted = len(gone)
-        self.store.flush()  # the source's batches are visible when its crawl ends
+        self.store.flush()  # the source's batches (a cancelled crawl's too) are visible now
         return done
 
     def _visit(self, source: Source, record: ProjectRecord, state: dict[str, Any] | None,

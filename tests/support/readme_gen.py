@@ -732,3 +732,29 @@ def collect(strategy: st.SearchStrategy[T], n: int, *, seed_: int = 0,
 
     grab()
     return found[:n]
+
+
+@functools.cache
+def full_size_attacks() -> dict[str, bytes]:
+    """The worst known shapes at full size, whatever the generator draws (the tests map and
+    crawl each; ``benchmarks/bad_metadata.py`` adds larger ones)."""
+    mb = 1024 * 1024
+    fm = "---\n{}---\n# body\n"
+    return {
+        "billion laughs": fm.format(alias_bomb(10, 9)).encode(),
+        "billion laughs (mappings) in topics": fm.format(
+            alias_bomb(10, 9, key="topics", mapping=True)).encode(),
+        "merge bomb": fm.format(merge_bomb(10, 9)).encode(),
+        "scalar alias bomb": fm.format(scalar_bomb(10_000, 10_000)).encode(),
+        "self-referential": fm.format("me: &me [*me]\n").encode(),
+        "flow nesting 100,000 deep": fm.format(
+            "a: " + "[" * 100_000 + "]" * 100_000 + "\n").encode(),
+        "asset template bomb": fm.format(
+            "assets:\n  - glob: '*.tif'\n    key: '" + "{path}" * 1000 + "'\n    title: '"
+            + "{key}" * 1000 + "'\n").encode(),
+        "10 MB body of '![a]('": (fm.format("title: x\n") + "![a](" * (2 * mb)).encode(),
+        "10 MB body of '[x]('": (fm.format("title: x\n") + "[x](" * (2 * mb + mb // 2)).encode(),
+        "10 MB body of '<img '": (fm.format("title: x\n") + "<img " * (2 * mb)).encode(),
+        "10 MB title": fm.format("title: " + "x" * (10 * mb) + "\n").encode(),
+        "10 MB of invalid UTF-8": b"---\ntitle: x\n---\n" + b"\xff\xfe" * (5 * mb),
+    }
