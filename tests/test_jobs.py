@@ -92,3 +92,28 @@ def test_a_cancel_that_comes_after_the_work_finished_leaves_it_done():
     wait_ended(job)
     assert job.state == "done" and job.result == {"pulled": True}
     jobs.shutdown()
+
+
+def test_a_job_cancelled_before_its_work_set_a_state_ends_only_when_its_clean_up_did():
+    """A worker took the job but the work has not said what it does yet (still "queued"):
+    the cancel must not report "cancelled" while the work's clean-up still runs (a publish
+    removing the ``.git`` its clone made, say)."""
+    started, cancelled, cleaned = threading.Event(), threading.Event(), threading.Event()
+
+    def work(job: Job):
+        started.set()
+        assert cancelled.wait(5)
+        try:
+            job.check_cancelled()
+        finally:
+            assert job.state == "queued"  # nobody said it ended while it cleans up
+            cleaned.set()
+
+    jobs = JobManager(max_workers=1)
+    job = jobs.submit(Job("publish", "g/p", "v1", "p"), work)
+    assert started.wait(5)
+    assert jobs.cancel(job.id).state == "queued"
+    cancelled.set()
+    wait_ended(job)
+    assert cleaned.is_set() and job.state == "cancelled"
+    jobs.shutdown()

@@ -46,6 +46,9 @@ class Job:
     error: str | None = None
     result: dict[str, Any] | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    # set once a worker took the job: from then on only the work may say it ended (its
+    # clean-up on cancel may still be running while the state says "queued")
+    started: bool = field(default=False, repr=False)
 
     @property
     def ended(self) -> bool:
@@ -104,7 +107,7 @@ class JobManager:
             if job.ended:
                 raise JobConflict(f"job {job_id} already ended ({job.state})")
             job.cancel_event.set()
-            if job.state == "queued":
+            if not job.started:
                 job.state = "cancelled"
         return job
 
@@ -115,9 +118,11 @@ class JobManager:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, job: Job, work: Callable[[Job], dict[str, Any] | None]) -> None:
-        if job.cancel_event.is_set():
-            job.state = "cancelled"
-            return
+        with self._lock:
+            if job.cancel_event.is_set():
+                job.state = "cancelled"
+                return
+            job.started = True
         try:
             job.result = work(job)
             job.state = "done"  # a cancel that came too late changes nothing on disk
