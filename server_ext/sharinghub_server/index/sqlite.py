@@ -275,6 +275,10 @@ _FIELDS_KEYS = [("tier", "asc"), ("items_fts.rowid", "desc")]
 _COST_ROW = 0.5  # one row found by the condition that finds the rows
 _COST_PROBE = 15.0  # one lookup in the FTS index for one row
 _COST_LIST = 0.25  # per match, listing the matches of a free-text condition (an IN list)
+_COST_PROBE_PROPS = 3.5  # one lookup of one row's property in item_props (a large index)
+_COST_LIST_PROPS = 0.9  # per match, counting then listing a property test's matches (an IN list)
+#: how far a condition's capped estimate is counted on when another's count is above the cap
+_REFINE_MAX = 200_000
 
 #: recency keys (the items rowid): whole seconds of the item's datetime, offset and clamped to
 #: 38 bits, then this many bits for the items of one second (in the order they are indexed)
@@ -1212,6 +1216,9 @@ class SQLiteStore(IndexStore):
         if not known:
             return "items", [c.sql for c in where]
         lead = min(known, key=lambda i: estimates[i])
+        if estimates[lead] == ESTIMATE_CAP:
+            self._refine(conn, generation, where, params, estimates)
+            lead = min(known, key=lambda i: estimates[i])
         rows = estimates[lead] or 0
         rest = [c for i, c in enumerate(where) if i != lead]
         fts = [c for c in rest if c.kind == "fts"]
@@ -1227,9 +1234,13 @@ class SQLiteStore(IndexStore):
             return "items", [driver.sql, *_fts_last(rest, tests)]
         # found from another table: the other property tests join it, then items if needed
         source, term, rowid = driver.drive
-        joins = []
+        joins, listed = [], []
         for index, cond in enumerate(c for c in rest if c.props is not None):
             name, clause = cond.props
+            if self._listed(conn, generation, cond, params, rows):
+                listed.append(f"+{rowid} IN (SELECT item FROM item_props WHERE name = "
+                              f"{name_code(name)} AND ({clause}))")
+                continue
             alias = f"e{index}"
             joins.append(f" CROSS JOIN item_props AS {alias} ON {alias}.item = {rowid} AND "
                          f"{alias}.name = {name_code(name)} AND ({qualify_props(clause, alias)})")
@@ -1237,7 +1248,43 @@ class SQLiteStore(IndexStore):
         tests = [self._test(conn, generation, c, params, rows) for c in rest]
         if items or any("items." in t or "docs." in t for t in [term, *tests]):
             joins.append(f" CROSS JOIN items ON items.rowid = {rowid}")
-        return source + "".join(joins), [term, *_fts_last(rest, tests)]
+        return source + "".join(joins), [term, *listed, *_fts_last(rest, tests)]
+
+    def _refine(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
+                params: dict, estimates: list[int | None]) -> None:
+        """Count further the conditions whose estimate stopped at the cap, when another's
+        known count is above it: "at least 5,000" made a property test holding 450,000 items
+        find the rows of a date range holding 24,000 (0.6 s, not 0.26 s, at 1,000,000
+        items). Up to the smallest count above the cap, at most ``_REFINE_MAX``."""
+        above = [e for e in estimates if e is not None and e > ESTIMATE_CAP]
+        if not above:
+            return
+        for i, cond in enumerate(where):
+            if estimates[i] == ESTIMATE_CAP:
+                estimates[i] = self._count_to(conn, generation, cond, params,
+                                              min(min(above), _REFINE_MAX) + 1) or ESTIMATE_CAP
+
+    def _listed(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
+                rows: float) -> bool:
+        """Whether a property test of ``rows`` rows found otherwise costs less as one list of
+        its matches (counted, then built once; a lookup in memory per row) than as a lookup
+        in the index per row: when its matches are few enough for their number."""
+        most = min(rows * _COST_PROBE_PROPS / _COST_LIST_PROPS, _REFINE_MAX)
+        if most <= ESTIMATE_CAP:  # (even a list of the capped estimate's size costs more)
+            return False
+        matches = self._count_to(conn, generation, cond, params, int(most) + 1)
+        return matches is not None and matches <= most
+
+    def _count_to(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
+                  limit: int) -> int | None:
+        """A condition's matches counted up to ``limit`` rather than the estimate's cap; None
+        when its estimate is no capped count."""
+        capped = f"LIMIT {ESTIMATE_CAP})"
+        if not (isinstance(cond.estimate, str) and cond.estimate.endswith(capped)):
+            return None
+        return self._cached(conn, generation,
+                            cond.estimate.removesuffix(capped) + f"LIMIT {limit})", params,
+                            lambda cursor: cursor.fetchone()[0])
 
     def _test(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
               rows: float) -> str:
