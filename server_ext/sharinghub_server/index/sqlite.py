@@ -975,7 +975,7 @@ class SQLiteStore(IndexStore):
             walked = (limit + 1) * total / matched
             terms = [self._test(conn, generation, c, params, walked) for c in where]
             if lead is not None:
-                yield from self._props_walk(binder, terms, order, lead, token, total)
+                yield from self._props_walk(binder, terms, order, lead, token, total, walked)
                 return
             source = "items"
             index = _WALK_INDEX.get(keys[0][0])
@@ -999,10 +999,12 @@ class SQLiteStore(IndexStore):
                    f"WHERE {' AND '.join([*terms, segment])} ORDER BY {_order_by(order)}")
 
     def _props_walk(self, binder: Binder, terms: list[str], order: list[tuple[str, str]],
-                    lead: tuple, token: dict | None, total: int) -> Iterator[str]:
+                    lead: tuple, token: dict | None, total: int,
+                    walked: float) -> Iterator[str]:
         """A page sorted by a property first: its ``item_props`` rows in index order (ties by
         id, then rowid: the index's own order), then - or first, ascending - the items without
-        it (NULL sorts first ascending, last descending), along the id index."""
+        it (NULL sorts first ascending, last descending), along the id index. ``walked``:
+        the rows a walk reads to fill the page, were the matches spread evenly."""
         name, kind, present = lead
         direction = order[0][1]
         rest = order[1:]
@@ -1020,8 +1022,14 @@ class SQLiteStore(IndexStore):
                     f"s.kind = {kind} AND {' AND '.join([*terms, condition])} "
                     f"ORDER BY {_order_by(walk)}")
 
+        # the id index, named: SQLite, not knowing how many items lack the property, found
+        # the other conditions' matches and sorted them all (400,000 at 1,000,000 items: 0.9 s)
+        lacking = total - present
+        by_id = " INDEXED BY items_id" if rest and rest[0][0] == "items.id" and lacking > 0 \
+            and walked * total / lacking <= _DENSE_SCAN else ""
+
         def without(condition: str) -> str:
-            return (f"SELECT NULL, {', '.join(e for e, _ in rest)} FROM items{docs} WHERE "
+            return (f"SELECT NULL, {', '.join(e for e, _ in rest)} FROM items{by_id}{docs} WHERE "
                     f"NOT EXISTS (SELECT 1 FROM item_props WHERE item = items.rowid AND "
                     f"name = {name_code(name)} AND kind = {kind}) AND "
                     f"{' AND '.join([*terms, condition])} ORDER BY {_order_by(rest)}")
