@@ -50,8 +50,10 @@ seconds per 100,000 items), since an index may be served with no source to crawl
 
 Searching: every part of a query (free text, bbox, datetime, each conjunct of the filter) is a
 condition with several SQL forms (:class:`~.sql_filter.Cond`); the plan lets the condition with
-the fewest matches find the rows (by cheap capped counts, or the counts kept above) and tests
-the others on them, or walks the sort's index when matches are dense. When a condition finds
+the fewest matches find the rows (by cheap capped counts, or the counts kept above; a capped
+count is counted further when another condition's count is above the cap) and tests the others
+on them (a property test of many rows as one list of its matches), or walks the sort's index
+when matches are dense. When a condition finds
 at most ``_COLLECT_MAX`` items, one query lists all the matches in order: their number is the
 exact count, and a page a slice of them (the next pages too: the list is cached). Free text
 ranks by bm25 while its terms match at most ``_BM25_MAX`` items; beyond that (a common word:
