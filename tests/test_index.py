@@ -229,6 +229,54 @@ def test_an_item_from_another_source_is_replaced_by_the_newer_write(store):
     assert store.get_item("ai-model", UNET["id"]) is not None
 
 
+def test_one_batch_is_the_same_as_its_updates_written_one_by_one(tmp_path):
+    """A batch is written one statement per table: a project given twice, an item given by
+    two projects, items of one second, must end as if the updates came one after another."""
+    def titled(item: dict, title: str) -> dict:
+        item = json.loads(json.dumps(item))
+        item["properties"]["title"] = title
+        return item
+
+    second = [feature(f"s/{i}", "dataset", dt="2021-05-05T05:05:05Z", title=f"same second {i}")
+              for i in range(3)]
+    updates = [
+        update(UNET, CROPS, project="p", v=1),
+        update(titled(UNET, "taken by q"), TILES, project="q", v=2),
+        update(second[0], WEATHER, project="r", v=3),
+        update(titled(CROPS, "p again"), second[1], project="p", v=4),
+        update(second[2], titled(WEATHER, "weather by s"), project="s", v=5),
+    ]
+
+    def written(batch: bool) -> dict:
+        store = open_store(f"sqlite:///{tmp_path}/{batch}.sqlite")
+        try:
+            store.apply("gitlab", [update(CLIMATE, project="q"), update(UNDATED)], [])
+            if batch:
+                store.apply("gitlab", updates, [])
+            else:
+                for one in updates:
+                    store.apply("gitlab", [one], [])
+            page = store.search(Query(limit=100, q=None))
+            return {"items": page.items, "matched": page.matched,
+                    "order": [i["id"] for i in store.search(Query(limit=100, q=["same"])).items],
+                    "states": store.project_states("gitlab"),
+                    "projects": {i["id"]: store.project(i["id"]) for i in page.items},
+                    "collections": {c: (s.count, s.bbox, s.start, s.end)
+                                    for c, s in store.collections().items()},
+                    "queryables": store.queryables(),
+                    "texts": found(store, q=["taken"]) | found(store, q=["weather"])}
+        finally:
+            store.close()
+
+    one_by_one = written(False)
+    assert one_by_one["states"] == {"p": {"v": 4}, "q": {"v": 2}, "r": {"v": 3}, "s": {"v": 5},
+                                    UNDATED["id"]: {"v": 1}}
+    assert {i["id"] for i in one_by_one["items"]} == {UNET["id"], CROPS["id"], TILES["id"],
+                                                      WEATHER["id"], UNDATED["id"],
+                                                      *(i["id"] for i in second)}
+    assert written(True) == one_by_one
+
+
 def test_a_failing_apply_changes_nothing(corpus):
     before = corpus.search(Query(limit=100))
     states = corpus.project_states("gitlab")
@@ -260,6 +308,12 @@ def test_project_of_an_item(store):
 def test_apply_rejects_items_without_id_or_collection(store):
     with pytest.raises(ValueError):
         store.apply("gitlab", [update({"id": "x", "properties": {}})], [])
+    assert store.search(Query()).matched == 0
+    # one bad item refuses its whole batch, the good projects before it too, even queued
+    with pytest.raises(ValueError):
+        store.apply("gitlab", [update(UNET), update({"id": 3, "collection": "dataset"})], [],
+                    wait=False)
+    store.flush()
     assert store.search(Query()).matched == 0
 
 

@@ -202,6 +202,8 @@ def test_packed_texts_come_back_exactly(kind: int) -> None:
         packed = pack(text, kind)
         assert isinstance(packed, bytes) and packed[0] == kind
         assert unpack(packed) == text and sql_unpack(packed) == text
+        # each pack starts afresh (no state left by the packs before), from text or bytes
+        assert pack(text.encode(), kind) == packed == pack(text, kind)
     assert unpack('{"plain": "schema 2"}') == '{"plain": "schema 2"}'
     assert unpack(None) is None
     with pytest.raises(ValueError):

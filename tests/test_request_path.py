@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sharinghub_server.handlers.answers import Answer, AnswerCache, request_key
-from sharinghub_server.handlers.base import encode_json
 from sharinghub_server.index.store import ProjectUpdate, open_store
+from sharinghub_server.jsontext import encode_json
 
 
 def item(n: int, collection: str = "dataset", **props) -> dict:

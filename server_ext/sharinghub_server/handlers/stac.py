@@ -19,12 +19,13 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..index.query import Budget, Page, Query
+from ..jsontext import encode_json
 from ..service import NotFound
 from ..stac import responses
 from ..stac.limits import load_json
 from ..stac.params import get_args_for, post_body_for, search_from_get, search_from_post
 from .answers import Answer, AnswerCache, request_key
-from .base import SharingHubHandler, encode_json
+from .base import SharingHubHandler
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"

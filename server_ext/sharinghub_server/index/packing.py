@@ -89,11 +89,17 @@ _DICTS: dict[int, bytes] = {
 _WINDOW_BITS = 12
 
 
-def pack(text: str, kind: int) -> bytes:
-    """``text`` (JSON) compressed with the dictionary of its kind."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, -_WINDOW_BITS, 5, zlib.Z_DEFAULT_STRATEGY,
-                              _DICTS[kind])
-    return bytes((kind,)) + packer.compress(text.encode()) + packer.flush()
+#: a compressor per kind, its dictionary loaded: each pack starts from a copy (loading the
+#: dictionary anew was an eighth of the time packing took)
+_PACKERS = {kind: zlib.compressobj(6, zlib.DEFLATED, -_WINDOW_BITS, 5, zlib.Z_DEFAULT_STRATEGY,
+                                   zdict) for kind, zdict in _DICTS.items()}
+
+
+def pack(text: str | bytes, kind: int) -> bytes:
+    """``text`` (JSON, or its UTF-8 bytes) compressed with the dictionary of its kind."""
+    packer = _PACKERS[kind].copy()
+    data = text.encode() if isinstance(text, str) else text
+    return bytes((kind,)) + packer.compress(data) + packer.flush()
 
 
 def unpack(value: bytes | str | None) -> str | None:
