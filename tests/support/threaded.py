@@ -6,17 +6,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
+import random
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 
 
+def _port_span() -> range:
+    """The ports this test process hands out: below the kernel's ephemeral range, which every
+    outgoing connection takes a port from (a port found free there could be a client's by the
+    time a server binds it), and apart from the other pytest-xdist workers' ports."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 1024  # (unknown: the kernel chooses, as it did before)
+    low, high = 10_000, ephemeral
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    share = (high - low) // max(workers, 1)
+    return range(low + worker * share, low + (worker + 1) * share)
+
+
+_PORTS = _port_span()
+_next_port = itertools.count(random.randrange(max(len(_PORTS), 1)))
+
+
 def free_port() -> int:
-    """A loopback port free right now (for servers started in another process)."""
-    with socket.socket() as s:
+    """A loopback port free right now, for a server started in another process: one of this
+    process's own (see :func:`_port_span`), in turn, skipping those in use."""
+    for _ in range(min(len(_PORTS), 1000)):
+        port = _PORTS[next(_next_port) % len(_PORTS)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # (none of ours is free: any the kernel gives)
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
