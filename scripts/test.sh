@@ -16,4 +16,14 @@ ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
   && YARN_NPM_REGISTRY_SERVER="${YARN_NPM_REGISTRY_SERVER:-$(npm config get registry)}" \
      ../.venv/bin/jlpm install)
 (cd labextension && ../.venv/bin/jlpm test)
-exec .venv/bin/python -m pytest "$@"
+# with arguments: pytest as asked (say, one file, or -n 0 ...)
+[ $# -eq 0 ] || exec .venv/bin/python -m pytest "$@"
+# every test: one worker per core (pytest-xdist, at most 4), a file's tests on one worker (its
+# module fixtures made once): 11 minutes on 2 cores against 24 one at a time.
+# tests/test_bad_requests.py runs apart, after: schemathesis gives the tests of all its routes
+# one node id, of which pytest-xdist runs one test only
+status=0
+.venv/bin/python -m pytest -n auto --maxprocesses 4 --dist loadfile \
+  --ignore tests/test_bad_requests.py || status=$?
+.venv/bin/python -m pytest tests/test_bad_requests.py || status=$?
+exit $status
