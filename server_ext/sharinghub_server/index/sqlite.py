@@ -280,7 +280,8 @@ _COST_PROBE = 15.0  # one lookup in the FTS index for one row
 _COST_LIST = 0.25  # per match, listing the matches of a free-text condition (an IN list)
 _COST_PROBE_PROPS = 3.5  # one lookup of one row's property in item_props (a large index)
 _COST_LIST_PROPS = 0.9  # per match, counting then listing a property test's matches (an IN list)
-#: how far a condition's capped estimate is counted on when another's count is above the cap
+#: how far a condition's capped estimate is counted on: when another's count is above the cap
+#: (``_refine``), or to tell whether listing a property test's matches costs less (``_listed``)
 _REFINE_MAX = 200_000
 #: projects or item ids looked up per query when a write finds what it replaces
 _VALUES_PER_QUERY = 5000
