@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +28,7 @@ from sharinghub_server.service import BadRequest, CatalogService, Conflict, Forb
 from sharinghub_server.sources.local import LocalSource
 from sharinghub_server.sources.records import ProjectRecord
 from tests.support.git_repos import run_git
+from tests.support.polling import poll
 
 ITEM = "local/floods"
 
@@ -100,10 +100,7 @@ def data_files(seed: int, n: int = 6) -> dict[str, bytes]:
 
 
 def wait(job: Job, timeout: float = 120) -> Job:
-    deadline = time.monotonic() + timeout
-    while not job.ended:
-        assert time.monotonic() < deadline, f"job {job.id} did not end: {job.to_json()}"
-        time.sleep(0.02)
+    poll(lambda: job.ended, f"job {job.id} to end", timeout=timeout, every=0.02)
     return job
 
 
