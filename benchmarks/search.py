@@ -870,15 +870,15 @@ class InProcessClient:
 
 def expected_counts(plan: Plan, corpus: Corpus, check: bool) -> list[int | None]:
     """The brute-force count of each request of the plan (None: not checked). Counted before
-    the requests are sent, so that the corpus can be let go first at a million items: its
-    facts took ~12 GB beside the server, which then read its index from disk."""
+    the requests are sent, so that the corpus can be let go first: at a million items its
+    facts took ~12 GB beside the server and its 2.7 GB index, on a 24 GB machine."""
     return [request.expect(corpus) if check and request.expect else None
             for request in plan.requests]
 
 
 def run_requests(client: Any, plan: Plan, expected: list[int | None], result: Result) -> None:
     """Every request of the plan, one after the other; then the checks of their counts."""
-    # the corpus is millions of objects: keep the collector from walking them mid-request
+    # keep the collector from walking this process's objects mid-request
     gc.collect()
     gc.freeze()
     answers = []

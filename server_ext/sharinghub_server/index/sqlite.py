@@ -2080,21 +2080,9 @@ _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", 
 
 def _json_type(value: Any) -> str | None:
     kind = _JSON_TYPES.get(type(value))  # (the common case, at once: a write asks per value)
-    if kind is not None:
-        return kind
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return None
+    if kind is None:  # (subclasses: bool before int, as the table is ordered)
+        kind = next((name for t, name in _JSON_TYPES.items() if isinstance(value, t)), None)
+    return kind
 
 
 def _merge_types(kinds: Counter[str]) -> str:
