@@ -36,7 +36,9 @@ Layout (``SCHEMA_VERSION``):
   tree): a bbox with a date range is one R*Tree query.
 * ``items_time`` (R*Tree of dated items' [start, end], exact values in auxiliary columns) for
   date ranges that hold few of the items on either side of them, and ``time_hist`` (how many
-  items start and end in each 12 days) to tell, and to estimate any date range's count.
+  items start and end in each 12 days) to tell, to estimate any date range's count, and to
+  count a date range alone exactly from it and the rows of one 12 days per side (while no
+  item starts after it ends: ``store_info`` counts those).
 * ``collection_stats`` (count, extents) and ``prop_types`` (per collection, property name and
   JSON type, how many items have it): kept up to date by writes, so ``collections()`` and
   ``queryables()`` never scan items.
@@ -208,7 +210,8 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_vocab USING fts5vocab (items_fts, 'row'
 -- key 'term_docs' is 1): counts one-word searches without reading the token's postings
 CREATE TABLE IF NOT EXISTS term_docs (term TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS items_time USING rtree (id, mint, maxt, +t0, +t1);
--- how many items start and end in each 2^20 s (12 days) of time: date range estimates
+-- how many items start and end in each 2^20 s (12 days) of time: date range estimates and
+-- counts
 CREATE TABLE IF NOT EXISTS time_hist (
     bucket INTEGER PRIMARY KEY,
     starts INTEGER NOT NULL,
@@ -473,6 +476,10 @@ class SQLiteStore(IndexStore):
             conn.execute("INSERT OR REPLACE INTO store_info VALUES ('schema_version', ?)",
                          (SCHEMA_VERSION,))
             conn.execute("INSERT OR IGNORE INTO store_info VALUES ('generation', 0)")
+            if conn.execute("SELECT 1 FROM store_info WHERE key = 'inverted'").fetchone() is None:
+                # (counted once, for an index written before the store kept this number)
+                conn.execute("INSERT INTO store_info SELECT 'inverted', count(*) FROM items "
+                             'WHERE start > "end"')
 
     def close(self) -> None:
         """Stop every operation under way (at once: even a statement in progress) and close
@@ -1442,10 +1449,13 @@ class SQLiteStore(IndexStore):
         sides, span = _datetime_conditions(interval, binder)
         cond = Cond(" AND ".join(sides), kind="index", sides=sides, span=span)
         cond = self._ranges(conn, generation, cond, binder)
-        if cond.drive is not None:  # the R*Tree test is exact: counting needs nothing else
+        if cond.drive is not None and self._inverted(conn, generation) == 0:
+            # the R*Tree test is exact (but for items that end before they start, whose
+            # entry spans from their end to their start): counting needs nothing else
             exact = time_rtree_test(binder, span, exact=True)
             cond.drive = ("items_time AS tt", exact, "tt.id")
-            cond.only = f"SELECT count(*) FROM items_time AS tt WHERE {exact}"
+            if cond.only is None:
+                cond.only = f"SELECT count(*) FROM items_time AS tt WHERE {exact}"
         return cond
 
     def _ranges(self, conn: sqlite3.Connection, generation: int, cond: Cond,
@@ -1473,6 +1483,9 @@ class SQLiteStore(IndexStore):
                                     for i in range(len(sides)))
         cond.scan = " AND ".join(tests)
         cond.estimate = counts[narrow]
+        exact = self._exact_time_count(conn, generation, sides, params)
+        if exact is not None:
+            cond.only = exact
         if cond.span is not None and len(sides) == 2:  # start <= b AND end >= a
             # = items starting by b, but those ending before a (if start <= end, as is usual)
             lo, hi = cond.span
@@ -1484,6 +1497,41 @@ class SQLiteStore(IndexStore):
                 cond.drive = ("items_time AS tt", time_rtree_test(binder, cond.span, False)
                               + f" AND {cond.scan}", "tt.id")
         return cond
+
+    def _exact_time_count(self, conn: sqlite3.Connection, generation: int, sides: list[str],
+                          params: dict) -> str | None:
+        """A query counting the items that meet these ranges on their start and end from
+        time_hist, reading rows of one bucket per side (not the hundreds of thousands an index
+        range may hold); None when the ranges have another form. Two sides, start <= hi AND
+        end >= lo, count as (start <= hi) - (end < lo): exact while no item starts after it
+        ends (the store counts those) and lo <= hi."""
+        found = [_TIME_SIDE.fullmatch(side) for side in sides]
+        if sides == ['items."end" IS NOT NULL']:  # (an interval open at both ends)
+            return "SELECT coalesce(sum(ends), 0) FROM time_hist"
+        if not all(found) or len(found) > 2:
+            return None
+        ranges = {m[1]: (m[2], m[3], params.get(m[3])) for m in found if m is not None}
+        if len(ranges) != len(found) or not all(
+                type(v) in (int, float) and abs(v) <= _EXACT_TIME_MAX for *_, v in ranges.values()):
+            return None
+        if len(ranges) == 1:
+            [(column, (op, name, value))] = ranges.items()
+            return f"SELECT {_side_count(column, op, name, value)}"
+        (op_s, name_s, hi), (op_e, name_e, lo) = ranges["start"], ranges['"end"']
+        if op_s not in ("<", "<=") or op_e not in (">", ">=") or lo > hi or (
+                lo == hi and op_s == "<" and op_e == ">"):
+            return None
+        if self._inverted(conn, generation) != 0:
+            return None
+        before = "<" if op_e == ">=" else "<="  # the items ending before the range
+        ended = _side_count('"end"', before, name_e, lo)
+        return f"SELECT {_side_count('start', op_s, name_s, hi)} - {ended}"
+
+    def _inverted(self, conn: sqlite3.Connection, generation: int) -> int | None:
+        """How many items start after they end (a start_datetime after the end_datetime)."""
+        return self._cached(conn, generation,
+                            "SELECT value FROM store_info WHERE key = 'inverted'", {},
+                            lambda cursor: (cursor.fetchone() or (None,))[0])
 
     def _time_count(self, conn: sqlite3.Connection, generation: int, column: str, op: str,
                     t: float, inside: bool = True) -> int:
@@ -1770,6 +1818,8 @@ class _Changes:
         #: time_hist bucket -> [starts, ends] changes
         self.hist: dict[int, list[int]] = {}
         self.written = 0  # items added and removed
+        #: change in the number of items starting after they end (see _exact_time_count)
+        self.inverted = 0
         self.doc = 0  # the last item_docs key used (the next document is appended after it)
         self.names: dict[str, int] = {}  # prop_names codes used (some maybe new)
 
@@ -1782,6 +1832,7 @@ class _Changes:
                               ("end_from_datetime", row.end - row.datetime)):
                 self.spans[key] = max(span, self.spans.get(key, span))
             self._count_times(row.start, row.end, +1)
+            self.inverted += row.start > row.end
         for name, kind in row.types:
             self.types[(c, name, kind)] += 1
         ext = self.extents.setdefault(c, [None] * 6)
@@ -1806,6 +1857,8 @@ class _Changes:
         self.written += 1
         self.count[c] -= 1
         self._count_times(start, end, -1)
+        if start is not None and end is not None and start > end:
+            self.inverted -= 1
         for name, kind in _property_types(_props_dict(props)):
             self.types[(c, name, kind)] -= 1
         if minx is not None and minx > maxx:
@@ -1825,6 +1878,9 @@ class _Changes:
             [(bucket, starts, ends) for bucket, (starts, ends) in self.hist.items()
              if starts or ends])
         conn.execute("DELETE FROM time_hist WHERE starts <= 0 AND ends <= 0")
+        if self.inverted:
+            conn.execute("UPDATE store_info SET value = value + ? WHERE key = 'inverted'",
+                         (self.inverted,))
         conn.executemany(
             "INSERT INTO store_info (key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
@@ -2001,6 +2057,27 @@ def _recency_base(datetime: float | None) -> int:
 
 def _bucket(t: float) -> int:
     return math.floor(t) >> _BUCKET_BITS
+
+
+#: times beyond this (seconds from the epoch, ~31 million years) are not counted exactly
+_EXACT_TIME_MAX = 1e15
+
+
+def _side_count(column: str, op: str, name: str, value: float) -> str:
+    """An SQL expression counting the items whose start (or end: ``column``) is ``op`` the
+    parameter ``name`` (of ``value``): the whole buckets of time_hist on that side, and the
+    rows of the value's own bucket from the column's index."""
+    field, index = ("starts", "items_start") if column == "start" else ("ends", "items_end")
+    bucket = _bucket(value)
+    first, after = bucket << _BUCKET_BITS, (bucket + 1) << _BUCKET_BITS
+    rows = f"SELECT count(*) FROM items INDEXED BY {index} WHERE "
+    if op == "=":
+        return f"({rows}{column} = :{name})"
+    if op in ("<", "<="):
+        return (f"((SELECT coalesce(sum({field}), 0) FROM time_hist WHERE bucket < {bucket}) "
+                f"+ ({rows}{column} >= {first} AND {column} {op} :{name}))")
+    return (f"((SELECT coalesce(sum({field}), 0) FROM time_hist WHERE bucket > {bucket}) "
+            f"+ ({rows}{column} {op} :{name} AND {column} < {after}))")
 
 
 def _first(*values: float | None) -> float | None:
