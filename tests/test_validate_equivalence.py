@@ -197,7 +197,7 @@ def _schema_facts() -> tuple[list[str], list[Any]]:
             for x in node:
                 walk(x)
 
-    for url in v.known_schemas():
+    for url in sorted(v.known_schemas()):  # (a set: in hash order, which varies by process)
         walk(v._contents(url))
     unique: list[Any] = []
     for x in values:
@@ -266,10 +266,13 @@ def mutate(obj: dict, rng: random.Random) -> dict:
             parent[key] = rng.choice([float(parent[key]), -parent[key], parent[key] + 0.5,
                                       bool(parent[key]), str(parent[key])])
         elif op == 5:  # a field some schema defines, somewhere
-            where = rng.choice([obj, obj.get("properties"),
-                                *[a for a in obj.get("assets", {}).values()
-                                  if isinstance(a, dict)],
-                                *[x for x in obj.get("links", []) if isinstance(x, dict)]])
+            # (an earlier mutation may have made assets or links anything)
+            assets, links = obj.get("assets"), obj.get("links")
+            where = rng.choice([
+                obj, obj.get("properties"),
+                *[a for a in (assets.values() if isinstance(assets, dict) else ())
+                  if isinstance(a, dict)],
+                *[x for x in (links if isinstance(links, list) else ()) if isinstance(x, dict)]])
             if isinstance(where, dict):
                 where[rng.choice(NAMES)] = _value(rng)
         elif op == 6:  # declare another extension
