@@ -618,8 +618,8 @@ class SQLiteStore(IndexStore):
             for batch in batches:
                 source = batch.source
                 self._delete_projects(conn, source, batch.deletions, changes)
-                conn.executemany("DELETE FROM project_states WHERE source = ? AND project = ?",
-                                 [(source, project) for project in batch.deletions])
+                conn.execute("DELETE FROM project_states WHERE source = ? AND project IN "
+                             "(SELECT value FROM json_each(?))", (source, _dumps(batch.deletions)))
                 self._write_updates(conn, source, batch.updates, changes)
             changes.save(conn)
             conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
@@ -633,20 +633,24 @@ class SQLiteStore(IndexStore):
 
     @staticmethod
     def _delete_rows(conn: sqlite3.Connection, found: list[tuple], changes: _Changes) -> None:
-        """Delete items (rows of ``_DELETED``) with their docs, FTS and R*Tree rows."""
+        """Delete items (rows of ``_DELETED``) with their docs, FTS and R*Tree rows (one
+        statement per table but FTS, rather than a statement per item and table)."""
+        found = sorted(found)  # (in rowid order: see _write_updates)
         for row in found:
             changes.removed(row)
-        rowids = [(row[0],) for row in found]
         # a contentless FTS index forgets a row given the texts it was indexed with
         conn.executemany(
             "INSERT INTO items_fts (items_fts, rowid, title, description, keywords) "
             "VALUES ('delete', ?, ?, ?, ?)",
             [(row[0], *_fts_text(_props_dict(row[8]))) for row in found])
-        conn.executemany("DELETE FROM items_rtree WHERE id IN (?1 * 2, ?1 * 2 + 1)", rowids)
-        conn.executemany("DELETE FROM item_props WHERE item = ?", rowids)
-        conn.executemany("DELETE FROM items_time WHERE id = ?", rowids)
-        conn.executemany("DELETE FROM items WHERE rowid = ?", rowids)
-        conn.executemany("DELETE FROM item_docs WHERE rowid = ?", [(row[9],) for row in found])
+        rowids = _dumps([row[0] for row in found])
+        conn.execute("DELETE FROM items_rtree WHERE id IN (SELECT value * 2 FROM json_each(?1) "
+                     "UNION ALL SELECT value * 2 + 1 FROM json_each(?1))", (rowids,))
+        for table, key in (("item_props", "item"), ("items_time", "id"), ("items", "rowid")):
+            conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT value FROM json_each(?))",
+                         (rowids,))
+        conn.execute("DELETE FROM item_docs WHERE rowid IN (SELECT value FROM json_each(?))",
+                     (_dumps([row[9] for row in found]),))
 
     def _delete_projects(self, conn: sqlite3.Connection, source: str, projects: list[str],
                          changes: _Changes) -> None:
@@ -690,7 +694,7 @@ class SQLiteStore(IndexStore):
         rows = [row for _, row in entries.values()]
         codes = self._name_codes(conn, {name for row in rows for name, _, _ in row.prop_rows},
                                  changes)
-        keys = _RecencyKeys(conn)
+        keys = _RecencyKeys(conn, [row.datetime for row in rows])
         items, props, docs, texts, times, boxes = [], [], [], [], [], []
         for project, row in entries.values():
             rowid = keys.next(row.datetime)
@@ -712,6 +716,12 @@ class SQLiteStore(IndexStore):
                 boxes.extend((rowid * 2 + part, lo, hi, s, n, min(t0, t1), max(t0, t1), w, s,
                               e, n) for part, (lo, hi) in enumerate(split_antimeridian(row.bbox)))
             changes.added(row)
+        # each table's rows in its key's order: a B-tree then fills its pages one after the
+        # other, and FTS5 writes its pending terms out as a segment whenever a rowid comes
+        # lower than the one before (100,000 items' texts took 5.6 s to index in recency
+        # order, 1.8 s sorted; the props rows compare: the values of one kind have one type)
+        for table_rows in (items, props, texts, times, boxes):
+            table_rows.sort()
         conn.executemany(
             "INSERT INTO items (rowid, source, project, collection, id, doc, datetime, start, "
             "\"end\", title, minx, miny, maxx, maxy) "
@@ -1922,16 +1932,21 @@ class _RecencyKeys:
     """Free rowids for the items of one write, by datetime: each after the items of the same
     second, those in the index and those given a key before by this write."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, datetimes: list[float | None]) -> None:
         self.conn = conn
-        self.last: dict[int, int] = {}  # a second's first key -> the last key given in it
+        #: a second's first key -> the last key given in it (None: none yet), for the seconds
+        #: of these datetimes at once (a query per item was 100,000 queries per 100,000 items)
+        self.last: dict[int, int | None] = dict(conn.execute(
+            "SELECT value, (SELECT max(rowid) FROM items WHERE rowid >= value AND rowid < "
+            "value + ?) FROM json_each(?)",
+            (1 << _SLOT_BITS, _dumps(sorted({_recency_base(t) for t in datetimes})))))
         self.given: set[int] = set()
 
     def next(self, datetime: float | None) -> int:
         base = _recency_base(datetime)
         end = base + (1 << _SLOT_BITS)
         last = self.last.get(base)
-        if last is None:
+        if base not in self.last:
             last = self.conn.execute("SELECT max(rowid) FROM items WHERE rowid >= ? AND rowid < ?",
                                      (base, end)).fetchone()[0]
         key = base if last is None else last + 1
