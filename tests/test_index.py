@@ -278,6 +278,68 @@ def test_one_batch_is_the_same_as_its_updates_written_one_by_one(tmp_path):
     assert written(True) == one_by_one
 
 
+def _table_rows(path: Path) -> dict[str, list]:
+    """What each table of an index holds about its items, comparable across two indexes:
+    property names decoded, R*Tree and FTS rows keyed by the item's id (rowids differ)."""
+    with sqlite3.connect(path) as conn:
+        ids = dict(conn.execute("SELECT rowid, collection || '/' || id FROM items"))
+        def keyed(sql: str) -> list:
+            return sorted((ids.get(key, f"gone {key}"), *rest) for key, *rest in conn.execute(sql))
+        return {
+            "items": sorted(ids.values()),
+            "docs": [conn.execute("SELECT count(*) FROM item_docs").fetchone()[0],
+                     conn.execute("SELECT count(*) FROM item_docs WHERE rowid NOT IN "
+                                  "(SELECT doc FROM items)").fetchone()[0]],
+            "props": keyed("SELECT p.item, n.name, p.kind, p.value, p.id FROM item_props AS p "
+                           "JOIN prop_names AS n ON n.code = p.name"),
+            "rtree": keyed("SELECT id >> 1, id & 1, minx, maxx, miny, maxy, mint, maxt "
+                           "FROM items_rtree"),
+            "time": keyed("SELECT id, mint, maxt, t0, t1 FROM items_time"),
+            "fts": keyed("SELECT id FROM items_fts_docsize"),
+            "words": sorted(conn.execute("SELECT term, doc FROM items_vocab")),
+            "hist": sorted(conn.execute("SELECT * FROM time_hist")),
+        }
+
+
+def test_replaced_and_deleted_items_leave_no_rows_behind(tmp_path):
+    """Deleting items (a project deleted or replaced, an item taken by another source) removes
+    every row the index held for them, each table in one statement: afterwards each table holds
+    what an index written with the remaining items alone holds."""
+    def crossing(item: dict) -> bool:  # (two R*Tree rows)
+        return "bbox" in item and item["bbox"][0] > item["bbox"][2]
+
+    crossing_items = [i for i in mixed_items(160) if crossing(i)]
+    others = [i for i in mixed_items(160) if not crossing(i)]
+    # one item crossing the antimeridian deleted (p0), one kept (p6)
+    items = [crossing_items[0], *others[:59], crossing_items[1], *others[59:118]]
+    by_project = {f"p{k}": items[k * 10:k * 10 + 10] for k in range(12)}
+    first = open_store(f"sqlite:///{tmp_path}/first.sqlite")
+    try:
+        first.apply("gitlab", [update(*its, project=p) for p, its in by_project.items()], [])
+        # p0 and p1 deleted, p2 replaced by three of its items, p3's first item taken by
+        # another source's project, p4 replaced by nothing
+        taken = json.loads(json.dumps(by_project["p3"][0]))
+        taken["properties"]["name"] = "taken"
+        first.apply("gitlab", [update(*by_project["p2"][:3], project="p2")], ["p0", "p1"])
+        first.apply("local", [update(taken, project="elsewhere")], [])
+        first.apply("gitlab", [ProjectUpdate(project="p4", state={"v": 1}, items=[])], [])
+        first.flush()
+    finally:
+        first.close()
+    remaining = [*by_project["p2"][:3], taken, *by_project["p3"][1:],
+                 *(i for k in range(5, 12) for i in by_project[f"p{k}"])]
+    fresh = open_store(f"sqlite:///{tmp_path}/fresh.sqlite")
+    try:
+        fresh.apply("gitlab", [update(item) for item in remaining], [])
+    finally:
+        fresh.close()
+    left, expected = _table_rows(tmp_path / "first.sqlite"), _table_rows(tmp_path / "fresh.sqlite")
+    assert len(left["items"]) == len(remaining)
+    assert left["docs"] == [len(remaining), 0]
+    for table in expected:
+        assert left[table] == expected[table], table
+
+
 def test_a_failing_apply_changes_nothing(corpus):
     before = corpus.search(Query(limit=100))
     states = corpus.project_states("gitlab")
