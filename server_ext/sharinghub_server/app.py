@@ -9,6 +9,7 @@ wait seconds for it.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import threading
@@ -166,7 +167,13 @@ class SharingHub(ExtensionApp):
         self.settings["sharinghub_search_executor"] = self.search_executor
         self.settings["sharinghub_search_timeout"] = self.search_timeout
         self._init_tracking()
-        self.service.start()
+        if not (self.serverapp.show_config or self.serverapp.show_config_json):
+            # (``jupyter server --show-config`` prints the configuration and exits: no crawl)
+            self.service.start()
+        # closed at the process's exit too, where the server never stopped (``--show-config``,
+        # a start-up that fails): the crawl stopped and the index closed before the interpreter
+        # finalizes (a CI run saw ``--show-config`` die of a SIGSEGV, its crawl running)
+        atexit.register(self._close)
         self.log.info("sharinghub: index %s, %d source(s)", _safe_url(self.index_url),
                       len(sources))
 
@@ -233,6 +240,14 @@ class SharingHub(ExtensionApp):
         self.handlers.extend(routes(external_mlflow=bool(self.mlflow_tracking_uri)))
 
     async def stop_extension(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        """Stop the threads and close the index (once; the server's stop, or the exit)."""
+        atexit.unregister(self._close)
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         for name in ("_stopping", "_settle_wake"):
             event = getattr(self, name, None)
             if event is not None:
