@@ -298,6 +298,7 @@ def _table_rows(path: Path) -> dict[str, list]:
             "fts": keyed("SELECT id FROM items_fts_docsize"),
             "words": sorted(conn.execute("SELECT term, doc FROM items_vocab")),
             "hist": sorted(conn.execute("SELECT * FROM time_hist")),
+            "collection_hist": sorted(conn.execute("SELECT * FROM collection_time_hist")),
         }
 
 
@@ -1352,27 +1353,35 @@ def _store_info(store, key: str):
 
 def _check_date_counts(store, items: dict, edge: float) -> None:
     """Counts (limit 0: nothing listed) of date ranges and of start and end comparisons, on
-    and around a time_hist bucket's first second, against the items listed."""
+    and around a time_hist bucket's first second, against the items listed: in all the
+    collections, in one, in two (and the same collection twice), in one no item is in."""
     week = 7 * 86400
     spans = [(edge, edge), (edge - 0.5, edge - 0.5), (edge - 0.5, edge), (edge, edge + 0.5),
              (edge + 0.25, edge + 0.25), (edge + 2**20, edge + 2**20), (edge - week, edge),
              (-INF, edge), (-INF, edge - 0.5), (edge, INF), (edge + 0.5, INF), (-INF, INF),
              (edge - 400 * 86400, edge + 30 * 86400)]
-    for lo, hi in spans:
-        interval = Interval(None if lo == -INF else datetime.fromtimestamp(lo, UTC),
-                            None if hi == INF else datetime.fromtimestamp(hi, UTC))
-        expected = reference_dates(items, lo, hi)
-        for query in ({"datetime": interval},
-                      {"filter": Temporal("t_intersects", Prop("datetime"), interval)}):
-            assert store.search(Query(limit=0, **query)).matched == len(expected), (lo, hi)
-            assert found(store, **query) == expected, (lo, hi)
-    for name in ("start_datetime", "end_datetime"):
-        for op in ("<", "<=", "=", ">=", ">"):
-            for t in (edge - 0.5, edge, edge + 0.5):
-                test = Compare(op, Prop(name), datetime.fromtimestamp(t, UTC))
-                listed = found(store, filter=test)
-                assert store.search(Query(limit=0, filter=test)).matched == len(listed), \
-                    (name, op, t)
+    for collections in (None, ["dataset"], ["ai-model", "dataset", "ai-model"], ["none"]):
+        def kept(ids_: set[str], collections: list[str] | None = collections) -> set[str]:
+            return {i for i in ids_ if collections is None
+                    or items[i]["collection"] in collections}
+        for lo, hi in spans:
+            interval = Interval(None if lo == -INF else datetime.fromtimestamp(lo, UTC),
+                                None if hi == INF else datetime.fromtimestamp(hi, UTC))
+            expected = kept(reference_dates(items, lo, hi))
+            for query in ({"datetime": interval},
+                          {"filter": Temporal("t_intersects", Prop("datetime"), interval)}):
+                query["collections"] = collections
+                assert store.search(Query(limit=0, **query)).matched == len(expected), \
+                    (collections, lo, hi)
+                assert found(store, **query) == expected, (collections, lo, hi)
+        for name in ("start_datetime", "end_datetime"):
+            for op in ("<", "<=", "=", ">=", ">"):
+                for t in (edge - 0.5, edge, edge + 0.5):
+                    test = Compare(op, Prop(name), datetime.fromtimestamp(t, UTC))
+                    listed = found(store, filter=test, collections=collections)
+                    assert kept(found(store, filter=test)) == listed
+                    assert store.search(Query(limit=0, filter=test, collections=collections)
+                                        ).matched == len(listed), (collections, name, op, t)
 
 
 def test_date_counts_are_exact_at_the_edges_of_the_time_histogram(mixed):
@@ -1410,11 +1419,17 @@ def test_an_index_from_before_counts_its_items_ending_before_they_start(tmp_path
     backwards = feature("b/1", "dataset", start=_iso(edge + 86400), end=_iso(edge - 86400))
     store.apply("gitlab", [update(UNET), update(backwards)], [])
     store.close()
-    with sqlite3.connect(path) as conn:  # as the store before this count left it
-        conn.execute("DELETE FROM store_info WHERE key = 'inverted'")
+    histogram = "SELECT * FROM collection_time_hist ORDER BY collection, bucket"
+    with sqlite3.connect(path) as conn:  # as the store before these counts left it
+        kept = conn.execute(histogram).fetchall()
+        conn.execute("DELETE FROM store_info WHERE key IN ('inverted', 'collection_time_hist')")
+        conn.execute("DROP TABLE collection_time_hist")
+    assert {row[0] for row in kept} == {"ai-model", "dataset"}
     store = open_store(f"sqlite:///{path}")
     try:
         assert _store_info(store, "inverted") == 1
+        with sqlite3.connect(path) as conn:  # (and the per-collection histogram, made again)
+            assert conn.execute(histogram).fetchall() == kept
         day = Interval(ts("2020-01-01T00:00:00Z"), ts("2020-01-01T12:00:00Z"))
         # (the difference of the two sides would give 0: UNET, less the item ending before)
         assert store.search(Query(limit=0, datetime=day)).matched == 1

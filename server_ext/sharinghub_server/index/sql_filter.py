@@ -524,11 +524,13 @@ class Cond:
       ranges, one per column: the store lets the narrowest find the rows;
     * ``span``: for a date range, its [start, end] in epoch seconds (infinite when open);
     * ``rowids``: for free text, the test of ``items_fts.rowid`` that a date range of the same
-      search allows (rowids are recency keys), for queries reading the FTS index in order.
+      search allows (rowids are recency keys), for queries reading the FTS index in order;
+    * ``collections``: for the search's collections, their test on a column ``collection``
+      (of ``items``, or of the store's per-collection tables), to count them with a date range.
     """
 
-    __slots__ = ("drive", "estimate", "kind", "only", "probe", "props", "rowids", "scan",
-                 "sides", "span", "sql")
+    __slots__ = ("collections", "drive", "estimate", "kind", "only", "probe", "props", "rowids",
+                 "scan", "sides", "span", "sql")
 
     def __init__(self, sql: str, *, scan: str | None = None, kind: str = "",
                  only: str | None = None, estimate: str | int | None = None,
@@ -539,6 +541,7 @@ class Cond:
         self.estimate, self.probe, self.drive, self.props = estimate, probe, drive, props
         self.sides, self.span = sides, span
         self.rowids: str | None = None
+        self.collections: str | None = None
 
 
 def props_cond(name: str, clause: str, several: bool = False) -> Cond:
