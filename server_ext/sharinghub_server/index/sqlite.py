@@ -2006,10 +2006,7 @@ class _RecencyKeys:
     def next(self, datetime: float | None) -> int:
         base = _recency_base(datetime)
         end = base + (1 << _SLOT_BITS)
-        last = self.last.get(base)
-        if base not in self.last:
-            last = self.conn.execute("SELECT max(rowid) FROM items WHERE rowid >= ? AND rowid < ?",
-                                     (base, end)).fetchone()[0]
+        last = self.last[base]  # (every second of the write: read at once, in __init__)
         key = base if last is None else last + 1
         while key in self.given:  # (spilled here from an earlier second by this write)
             key += 1
