@@ -4,8 +4,10 @@ replacements and deletions."""
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +202,7 @@ def test_packed_texts_come_back_exactly(kind: int) -> None:
     for text in ('{"a":1}', "", '{"title":"Café ☃ \\u0000","n":[1.5e300,-0.0]}',
                  '{"type":"Polygon","coordinates":[[[0,0],[1,0],[0,1],[0,0]]]}' * 40):
         packed = pack(text, kind)
-        assert isinstance(packed, bytes) and packed[0] == kind
+        assert isinstance(packed, bytes) and packed[0] == kind + 16  # (zstd)
         assert unpack(packed) == text and sql_unpack(packed) == text
         # each pack starts afresh (no state left by the packs before), from text or bytes
         assert pack(text.encode(), kind) == packed == pack(text, kind)
@@ -209,6 +211,41 @@ def test_packed_texts_come_back_exactly(kind: int) -> None:
     with pytest.raises(ValueError):
         unpack(b"\x7fnot packed")
     assert sql_unpack(b"\x7fnot packed") is None and sql_unpack(b"\x02garbage") is None
+    assert sql_unpack(b"\x12garbage") is None and sql_unpack(b"\x12") is None
+
+
+#: values the code before zstd wrote (raw deflate, format byte = the kind): still read
+_DEFLATED = {
+    REST: (b'\x01\xab\xc6\xac"\xc0\x05Q\xba~\x01zY\x94\x98\xa9\x0bK\x8c\xe8e\x12zIT\x0b\x00',
+           '{"type":"Feature","id":"g/p","collection":"ai-model","geometry":null,'
+           '"properties":null}'),
+    PROPS: (b'\x02\xab\x86g)\xb7\x9c\xfc\xfc\x14\x85\xdc\xc4\x82b\x94\xb4\xe8\xeb\x19\xa2T\x0b\x00',
+            '{"title":"Flood maps","license":"MIT"}'),
+    GEOMETRY: (b'\x03\xab\xc6\xef&C=S\x1d#\xa0\xcaZ\x00',
+               '{"type":"Point","coordinates":[1.5,2.0]}'),
+    STATE: (b'\x04\xabF\xf3JbR\xb2R-\x00', '{"fingerprint":"abc"}'),
+}
+
+
+def test_threads_pack_and_unpack_at_once() -> None:
+    """Each thread has its own compression contexts (a zstd context serves one at a time)."""
+    texts = [json.dumps({"title": f"item {i}", "n": list(range(i % 50))}) for i in range(400)]
+    expected = [pack(text, PROPS) for text in texts]
+
+    def work(offset: int) -> bool:
+        order = texts[offset:] + texts[:offset]
+        return all(unpack(pack(text, PROPS)) == text for text in order * 3)
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, (0, 100, 200, 300)))
+    assert [pack(text, PROPS) for text in texts] == expected
+
+
+@pytest.mark.parametrize("kind", [REST, PROPS, GEOMETRY, STATE])
+def test_values_packed_before_zstd_still_read(kind: int) -> None:
+    value, text = _DEFLATED[kind]
+    assert unpack(value) == text and sql_unpack(value) == text
+    assert pack(text, kind) != value and unpack(pack(text, kind)) == text
 
 
 def test_writes_reach_the_database_file_from_the_checkpointer(tmp_path: Path) -> None:

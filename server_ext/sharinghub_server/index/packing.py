@@ -1,17 +1,24 @@
 """Compressed JSON texts for the index's big columns (item documents, properties, geometries,
-crawler states): raw deflate with a preset dictionary per kind of text, since each text is small
-(a few hundred bytes, too few for deflate to learn from) but mostly made of the same keys and
-boilerplate as every other one of its kind - which the dictionary then codes in a few bits.
+crawler states): zstd with a raw-content dictionary per kind of text, since each text is small
+(a few hundred bytes, too few for a compressor to learn from) but mostly made of the same keys
+and boilerplate as every other one of its kind - which the dictionary then codes in a few bits.
 
-A packed value is a BLOB: one format byte (which dictionary), then the deflate stream. A TEXT
-value is stored as it is (schema 2 wrote every JSON as TEXT): :func:`unpack` takes both. The
-dictionaries are part of the file format: never change one, add another format byte.
+A packed value is a BLOB: one format byte (which dictionary, which compressor), then the
+compressed frame. Values written before zstd are raw deflate streams with the same
+dictionaries (format byte = the kind); a TEXT value is stored as it is (schema 2 wrote every
+JSON as TEXT): :func:`unpack` takes all three. zstd packs the texts of a 100,000-item build
+about three times as fast as deflate did (21 against 59 us per item; 5.9 s of the build), and
+unpacks them two to four times as fast, for about 80 more bytes per item. The dictionaries are
+part of the file format: never change one, add another format byte.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import zlib
+
+import zstandard
 
 _EPOCH = "2020-01-01T00:00:00Z"
 
@@ -84,29 +91,54 @@ _DICTS: dict[int, bytes] = {
 }
 
 
-#: a 4 KiB window: texts are small, and a compressor with a 32 KiB one costs ten times as
-#: much to set up (a dictionary must fit in the window, less 262 bytes)
-_WINDOW_BITS = 12
+#: a zstd value's format byte is its kind's plus this (a deflate value's is the kind)
+_ZSTD = 16
+#: zstd's level 3 (its default) packed as fast as level 1 and smaller, 5 a third slower
+_LEVEL = 3
+
+#: the dictionaries digested once (read-only: threads share them)
+_ZSTD_DICTS = {kind: zstandard.ZstdCompressionDict(zdict, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+               for kind, zdict in _DICTS.items()}
+for _zdict in _ZSTD_DICTS.values():
+    _zdict.precompute_compress(level=_LEVEL)
+
+#: a thread's compressors and decompressors (zstd contexts serve one thread at a time)
+_local = threading.local()
 
 
-#: a compressor per kind, its dictionary loaded: each pack starts from a copy (loading the
-#: dictionary anew was an eighth of the time packing took)
-_PACKERS = {kind: zlib.compressobj(6, zlib.DEFLATED, -_WINDOW_BITS, 5, zlib.Z_DEFAULT_STRATEGY,
-                                   zdict) for kind, zdict in _DICTS.items()}
+def _packer(kind: int) -> zstandard.ZstdCompressor:
+    packers = getattr(_local, "packers", None)
+    if packers is None:
+        packers = _local.packers = {
+            k: zstandard.ZstdCompressor(level=_LEVEL, dict_data=d, write_checksum=False,
+                                        write_dict_id=False)
+            for k, d in _ZSTD_DICTS.items()}
+    return packers[kind]
+
+
+def _unpacker(kind: int) -> zstandard.ZstdDecompressor:
+    unpackers = getattr(_local, "unpackers", None)
+    if unpackers is None:
+        unpackers = _local.unpackers = {k: zstandard.ZstdDecompressor(dict_data=d)
+                                        for k, d in _ZSTD_DICTS.items()}
+    return unpackers[kind]
 
 
 def pack(text: str | bytes, kind: int) -> bytes:
-    """``text`` (JSON, or its UTF-8 bytes) compressed with the dictionary of its kind."""
-    packer = _PACKERS[kind].copy()
+    """``text`` (JSON, or its UTF-8 bytes) compressed with the dictionary of its kind (the
+    frame records its size: :func:`unpack` then allocates just that)."""
     data = text.encode() if isinstance(text, str) else text
-    return bytes((kind,)) + packer.compress(data) + packer.flush()
+    return bytes((kind + _ZSTD,)) + _packer(kind).compress(data)
 
 
 def unpack(value: bytes | str | None) -> str | None:
-    """The text :func:`pack` packed; a TEXT value (or NULL) as it is."""
+    """The text :func:`pack` packed (now or before zstd); a TEXT value (or NULL) as it is."""
     if value is None or isinstance(value, str):
         return value
-    zdict = _DICTS.get(value[0]) if value else None
+    kind = value[0] if value else 0
+    if kind - _ZSTD in _DICTS:
+        return _unpacker(kind - _ZSTD).decompress(value[1:]).decode()
+    zdict = _DICTS.get(kind)
     if zdict is None:
         raise ValueError("a stored value of an unknown format")
     unpacker = zlib.decompressobj(-15, zdict)  # (reads any window up to 32 KiB)
@@ -118,5 +150,5 @@ def sql_unpack(value: bytes | str | None) -> str | None:
     anything else (an exception escaping a SQL function would abort the whole query)."""
     try:
         return unpack(value) if isinstance(value, (bytes, str)) else None
-    except (ValueError, zlib.error, UnicodeDecodeError):
+    except (ValueError, zlib.error, zstandard.ZstdError, UnicodeDecodeError):
         return None
