@@ -1714,3 +1714,33 @@ def test_closing_the_store_while_threads_search_stops_them_cleanly(slow_store_fi
     assert done.returncode == 0, f"exit code {done.returncode}: {done.stderr[-2000:]}"
     # each search ended with the store's error, and a search after close too
     assert json.loads(done.stdout.splitlines()[-1]) == ["closed"] * 4
+
+
+def test_timestamps_read_the_same_on_the_fast_path_and_the_general_one() -> None:
+    """``to_epoch`` reads the common form (``2021-03-04T05:06:07Z``) with the C parser and
+    everything else with ``parse_datetime``: on strings at and around that form (every
+    character varied, out-of-range fields, other digits and separators) both agree."""
+    import sharinghub_server.index.sql_filter as sql_filter
+
+    def general(text: str) -> float | None:
+        dt = sql_filter.parse_datetime(text)
+        return None if dt is None else (dt - sql_filter.EPOCH) / timedelta(seconds=1)
+
+    rng = random.Random(11)
+    alphabet = "0123456789-:TtZz +.\n\u0663\uff17x"
+    texts = ["2021-03-04T05:06:07Z", "2021-03-04t05:06:07z", "2021-03-04 05:06:07Z",
+             "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+             "2021-03-04T24:00:00Z", "2021-02-29T05:06:07Z", "2024-02-29T05:06:07Z",
+             "2021-13-04T05:06:07Z", "2021-03-04T05:60:07Z", "2021-03-04T05:06:60Z",
+             "2021-W09-4T05:06:07Z", "2021-03-04T05:06:07\n", "\uff12021-03-04T05:06:07Z"]
+    for _ in range(20000):
+        chars = list(f"{rng.randrange(10000):04d}-{rng.randrange(14):02d}-{rng.randrange(33):02d}"
+                     f"T{rng.randrange(26):02d}:{rng.randrange(62):02d}:{rng.randrange(62):02d}Z")
+        for _ in range(rng.choice((0, 0, 1, 2))):
+            chars[rng.randrange(len(chars))] = rng.choice(alphabet)
+        texts.append("".join(chars))
+    fast = 0
+    for text in texts:
+        assert sql_filter.to_epoch(text) == general(text), text
+        fast += general(text) is not None
+    assert fast > 2000  # (both read many of them)
