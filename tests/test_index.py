@@ -1490,6 +1490,16 @@ def test_closing_with_maintenance_pending(tmp_path, monkeypatch):
 # --- summaries ------------------------------------------------------------------------------
 
 
+def test_a_collection_box_spans_the_globe_while_it_holds_a_box_across_the_antimeridian(store):
+    near = feature("g/near", "dataset", dt="2021-01-01T00:00:00Z", bbox=[10.0, 0.0, 20.0, 5.0])
+    across = feature("g/across", "dataset", dt="2021-01-02T00:00:00Z",
+                     bbox=[170.0, -5.0, -170.0, 2.0])
+    store.apply("gitlab", [update(near), update(across)], [])
+    assert store.collections()["dataset"].bbox == (-180.0, -5.0, 180.0, 5.0)
+    store.apply("gitlab", [update(near, project="g/more")], [across["id"]])
+    assert store.collections()["dataset"].bbox == (10.0, 0.0, 20.0, 5.0)
+
+
 def test_collections_summaries(corpus):
     summaries = corpus.collections()
     assert set(summaries) == {"ai-model", "dataset"}
@@ -1744,3 +1754,56 @@ def test_timestamps_read_the_same_on_the_fast_path_and_the_general_one() -> None
         assert sql_filter.to_epoch(text) == general(text), text
         fast += general(text) is not None
     assert fast > 2000  # (both read many of them)
+
+
+def test_property_rows_are_those_of_the_plain_type_tests() -> None:
+    """``property_rows`` tests the common types by identity and parses only strings that
+    start with a digit or a space: the same rows as testing each value with ``isinstance``
+    (bool before int) and parsing every string, subclasses and odd texts included."""
+    import enum
+
+    import sharinghub_server.index.sql_filter as sql_filter
+
+    def reference(props: dict) -> list:
+        rows = []
+        for name, value in props.items():
+            if not isinstance(name, str) or not sql_filter.in_props_table(name):
+                continue
+            if isinstance(value, bool):
+                rows.append((name, sql_filter.KIND_BOOLEAN, int(value)))
+            elif isinstance(value, int):
+                rows.append((name, sql_filter.KIND_NUMBER,
+                             value if -(2**63) <= value < 2**63 else float(value)))
+            elif isinstance(value, float):
+                rows.append((name, sql_filter.KIND_NUMBER, value))
+            elif isinstance(value, str):
+                rows.append((name, sql_filter.KIND_STRING, value))
+                instant = sql_filter.to_epoch(value)
+                if instant is not None:
+                    rows.append((name, sql_filter.KIND_TIME, instant))
+        return rows
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Text(str):
+        pass
+
+    rng = random.Random(5)
+    starts = ["", " ", "\t", "\u2003", "2", "\u0663", "\u00b2", "x", "-", "+"]
+    values = [True, False, 0, -1, 2**63, -(2**63) - 1, 2**70, 1.5, float("nan"), float("inf"),
+              None, [], {}, Level.HIGH, Text("2021-03-04"), Text("MIT"), date(2021, 3, 4),
+              "2021-03-04T05:06:07Z", " 2021-03-04", "\u0662\u0660\u0662\u0661-03-04",
+              "2021-03-04T05:06:07.5+02:00", "MIT", "", "12", "1e5"]
+    for _ in range(3000):
+        props = {}
+        for i in range(rng.randrange(8)):
+            value = rng.choice(values)
+            if rng.random() < 0.4:
+                value = rng.choice(starts) + rng.choice(["2021-03-04", "2021-03-04T05:06Z",
+                                                          "abc", "99", ""])
+            props[rng.choice(["license", "created", "title", "description", "n", "p"]) +
+                  str(i)] = value
+        props[rng.choice(["title", "datetime", "description", 7])] = "2021-03-04"
+        assert sql_filter.property_rows(props) == reference(props) or \
+            repr(sql_filter.property_rows(props)) == repr(reference(props)), props

@@ -499,22 +499,42 @@ def property_rows(props: dict[str, Any]) -> list[tuple[str, int, Any]]:
     JSON forms compare, typed the same way (arrays, objects and nulls are left to those)."""
     rows: list[tuple[str, int, Any]] = []
     for name, value in props.items():
-        if not isinstance(name, str) or not in_props_table(name):
+        if not isinstance(name, str) or name in _COLUMNS or name in _NOT_IN_PROPS:
             continue
-        if isinstance(value, bool):
+        kind = type(value)
+        if kind is str:  # (the common types first, by identity: a write asks per value)
+            rows.append((name, KIND_STRING, value))
+            # a timestamp starts with a digit (after spaces): the others are not parsed
+            if value[:1].isdigit() or value[:1].isspace():
+                instant = to_epoch(value)
+                if instant is not None:
+                    rows.append((name, KIND_TIME, instant))
+        elif kind is float:
+            rows.append((name, KIND_NUMBER, value))
+        elif kind is bool:
             rows.append((name, KIND_BOOLEAN, int(value)))
-        elif isinstance(value, int):
-            # as json_extract reads them: integers beyond 64 bits are reals
+        elif kind is int:
             rows.append((name, KIND_NUMBER, value if -(2**63) <= value < 2**63
                          else float(value)))
-        elif isinstance(value, float):
-            rows.append((name, KIND_NUMBER, value))
-        elif isinstance(value, str):
-            rows.append((name, KIND_STRING, value))
-            instant = to_epoch(value)
-            if instant is not None:
-                rows.append((name, KIND_TIME, instant))
+        elif kind not in (list, dict, type(None)):
+            rows.extend(_subclass_rows(name, value))
     return rows
+
+
+def _subclass_rows(name: str, value: Any) -> list[tuple[str, int, Any]]:
+    """:func:`property_rows` of a value whose type subclasses a JSON one (bool before int)."""
+    if isinstance(value, bool):
+        return [(name, KIND_BOOLEAN, int(value))]
+    if isinstance(value, int):
+        # as json_extract reads them: integers beyond 64 bits are reals
+        return [(name, KIND_NUMBER, value if -(2**63) <= value < 2**63 else float(value))]
+    if isinstance(value, float):
+        return [(name, KIND_NUMBER, value)]
+    if isinstance(value, str):
+        instant = to_epoch(value)
+        return [(name, KIND_STRING, value)] + \
+            ([(name, KIND_TIME, instant)] if instant is not None else [])
+    return []
 
 
 class Cond:

@@ -735,8 +735,8 @@ class SQLiteStore(IndexStore):
             items.append((rowid, source, project, row.collection, row.id, changes.doc,
                           row.datetime, row.start, row.end, row.title,
                           *(row.bbox or (None, None, None, None))))
-            props.extend((codes[name], kind, value, row.id, rowid)
-                         for name, kind, value in row.prop_rows)
+            props += [(codes[name], kind, value, row.id, rowid)
+                      for name, kind, value in row.prop_rows]
             docs.append((changes.doc, row.geometry, row.props, row.json))
             texts.append((rowid, *row.text))
             if row.start is not None:
@@ -1898,17 +1898,19 @@ class _Changes:
             self.inverted += row.start > row.end
         for name, kind in row.types:
             self.types[(c, name, kind)] += 1
-        ext = self.extents.setdefault(c, [None] * 6)
+        ext = self.extents.get(c)
+        if ext is None:
+            ext = self.extents[c] = [None] * 6
+        if row.start is not None:
+            _widen(ext, 0, row.start, row.end)
         bbox = row.bbox
-        crossing = bbox is not None and bbox[0] > bbox[2]
-        self.crossing[c] += crossing
-        lon = (bbox[0], bbox[2]) if bbox is not None and not crossing else (None, None)
-        lat = (bbox[1], bbox[3]) if bbox is not None else (None, None)
-        for i, (value, pick) in enumerate(zip(
-                (row.start, row.end, lon[0], lon[1], lat[0], lat[1]),
-                (min, max, min, max, min, max), strict=True)):
-            if value is not None:
-                ext[i] = value if ext[i] is None else pick(ext[i], value)
+        if bbox is not None:
+            crossing = bbox[0] > bbox[2]
+            if crossing:
+                self.crossing[c] += 1
+            else:
+                _widen(ext, 2, bbox[0], bbox[2])
+            _widen(ext, 4, bbox[1], bbox[3])
 
     def count_times(self, collection: str, start: float | None, end: float | None,
                     step: int) -> None:
@@ -1993,6 +1995,14 @@ class _Changes:
             "INSERT OR REPLACE INTO collection_stats "
             "(collection, n, tmin, tmax, west, east, south, north, crossing) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (c, *stats))
+
+
+def _widen(extent: list[float | None], i: int, low: float, high: float) -> None:
+    """Widen ``extent[i:i + 2]`` ([min, max]) to take in [low, high]."""
+    if extent[i] is None or low < extent[i]:
+        extent[i] = low
+    if extent[i + 1] is None or high > extent[i + 1]:
+        extent[i + 1] = high
 
 
 class _RecencyKeys:
@@ -2088,7 +2098,7 @@ class _Row:
             else None
         self.bbox = _item_bbox(item)
         self.text = _fts_text(props)
-        self.types = list(_property_types(props))
+        self.types = _property_types(props)
         self.prop_rows = property_rows(props)
         rest = dict(item)
         if "properties" in item:
@@ -2228,11 +2238,10 @@ def _item_bbox(item: dict) -> tuple[float, float, float, float] | None:
     return float(bounds[0]), float(bounds[1]), float(bounds[2]), float(bounds[3])
 
 
-def _property_types(props: dict) -> Iterator[tuple[str, str]]:
-    for name, value in props.items():
-        kind = _json_type(value)
-        if kind is not None:
-            yield name, kind
+def _property_types(props: dict) -> list[tuple[str, str]]:
+    """(name, JSON type) of the properties that have one (not null)."""
+    return [(name, kind) for name, value in props.items()
+            if value is not None and (kind := _json_type(value)) is not None]
 
 
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
