@@ -514,8 +514,7 @@ def property_rows(props: dict[str, Any]) -> list[tuple[str, int, Any]]:
         elif kind is bool:
             rows.append((name, KIND_BOOLEAN, int(value)))
         elif kind is int:
-            rows.append((name, KIND_NUMBER, value if -(2**63) <= value < 2**63
-                         else float(value)))
+            rows.append((name, KIND_NUMBER, _sql_number(value)))
         elif kind not in (list, dict, type(None)):
             rows.extend(_subclass_rows(name, value))
     return rows
@@ -526,8 +525,7 @@ def _subclass_rows(name: str, value: Any) -> list[tuple[str, int, Any]]:
     if isinstance(value, bool):
         return [(name, KIND_BOOLEAN, int(value))]
     if isinstance(value, int):
-        # as json_extract reads them: integers beyond 64 bits are reals
-        return [(name, KIND_NUMBER, value if -(2**63) <= value < 2**63 else float(value))]
+        return [(name, KIND_NUMBER, _sql_number(value))]
     if isinstance(value, float):
         return [(name, KIND_NUMBER, value)]
     if isinstance(value, str):
@@ -535,6 +533,11 @@ def _subclass_rows(name: str, value: Any) -> list[tuple[str, int, Any]]:
         return [(name, KIND_STRING, value)] + \
             ([(name, KIND_TIME, instant)] if instant is not None else [])
     return []
+
+
+def _sql_number(value: int) -> int | float:
+    """An integer as json_extract reads it: beyond 64 bits, a real."""
+    return value if -(2**63) <= value < 2**63 else float(value)
 
 
 class Cond:
