@@ -311,9 +311,6 @@ _VALUES_PER_QUERY = 5000
 _SLOT_BITS = 22
 _SECONDS = 2**37
 
-#: a new index's page size: a 100,000-item build took 33.6 s with 16 KiB pages against 36.0 s
-#: with SQLite's 4 KiB (two to three runs each, alternating; 32 KiB: 38.9 s), 270 MB against 279
-_PAGE_SIZE = 16384
 #: the page cache of the connection that writes apply()'s batches, in KiB (a read
 #: connection's is 64 MiB)
 _WRITER_CACHE_KIB = 262_144
@@ -470,9 +467,10 @@ class SQLiteStore(IndexStore):
 
     def _create_schema(self) -> None:
         conn = self._conn()
-        # 16 KiB pages for a new index (an existing one keeps its own): B-trees a level
-        # shallower, fewer pages written per commit
-        conn.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
+        # (SQLite's 4 KiB pages: 16 KiB ones built 100,000 items ~7% sooner, but a write
+        # rewrites every leaf it touches into the WAL, and a transaction small beside the index
+        # touches one leaf per row in its randomly keyed B-trees: 1,000,000 items took 1,287 s
+        # to build with them, 784 s before; searches at 1,000,000 were no faster)
         conn.execute("PRAGMA journal_mode = WAL")
         with self._write() as conn:
             exists = conn.execute(
