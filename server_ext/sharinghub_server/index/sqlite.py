@@ -85,7 +85,15 @@ step, then waits for it, up to the switch interval (5 ms), whenever another thre
 Made there, 100,000 items took 48 s to build instead of 39; and beside a thread running Python
 70% of the time, 20,000 items took 21.5 s to write instead of 7.6. Statements that hold
 thousands of rows (multi-row VALUES, or rows read from JSON) keep the GIL away, but SQLite took
-1.5 to 2 times as long to run them here: both built slower (44.7 and 47.3 s).
+1.5 to 2 times as long to run them here: both built slower (44.7 and 47.3 s). Measured again
+with statements of 30,000 parameters (alone, 400,000 property rows took 3.4 s against 3.6
+with ``executemany``; beside a busy thread 3.7 s against over 14 minutes): the build was no
+faster (27.2 and 28.2 s against 25.0 and 25.9), as the writer's own Python (the parameters'
+lists, the statistics) then waits for the GIL as well, and the statements took 1.4 to 2.2
+times as long.
+Where the writer's time goes, 100,000 items in 6 transactions (25.2 s in all): the INSERTs
+12.4 s (``item_props`` 4.5, FTS 2.2, ``items`` and its indexes 2.0, the R*Trees 2.6), the
+commits 2.2, emptying the WAL 1.4, Python and the rest 9 (the rows about 4.3).
 
 Threads: each thread gets its own connection; writes run in ``BEGIN IMMEDIATE`` transactions,
 and a search runs its count and its page in one read transaction, so it sees one snapshot.
@@ -470,7 +478,8 @@ class SQLiteStore(IndexStore):
         # (SQLite's 4 KiB pages: 16 KiB ones built 100,000 items ~7% sooner, but a write
         # rewrites every leaf it touches into the WAL, and a transaction small beside the index
         # touches one leaf per row in its randomly keyed B-trees: 1,000,000 items took 1,287 s
-        # to build with them, 852 s with 4 KiB; searches at 1,000,000 were no faster)
+        # to build with them, 852 s with 4 KiB; searches at 1,000,000 were no faster. 8 KiB
+        # pages built 100,000 items in 28.6, 23.8 and 27.5 s against 31.9, 24.3 and 25.7)
         conn.execute("PRAGMA journal_mode = WAL")
         with self._write() as conn:
             exists = conn.execute(
