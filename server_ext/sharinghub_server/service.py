@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import posixpath
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +98,9 @@ class CatalogService:
         self.dvc_default_remote = dvc_default_remote
         self._blob_cache: BlobCache | None = None
         self._blob_lock = threading.Lock()
+        #: when the catalog was last read (``time.monotonic``): background work that would
+        #: slow reads down waits for a quiet moment (the MLflow experiments sync)
+        self.last_read = -math.inf
 
     @functools.cached_property
     def publisher(self) -> Publisher:
@@ -158,12 +163,14 @@ class CatalogService:
     # --- items, as served: crawled, with their overlays merged in ----------------------------
 
     def get_item(self, collection: str, item_id: str) -> dict | None:
+        self.last_read = time.monotonic()
         item = self.store.get_item(collection, item_id)
         if item is None:
             return None
         return self._with_overlays([item])[0]
 
     def search(self, query: Query) -> Page:
+        self.last_read = time.monotonic()
         page = self.store.search(query)
         page.items = self._with_overlays(page.items)
         return page

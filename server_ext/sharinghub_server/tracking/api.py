@@ -91,6 +91,11 @@ class MlflowApi:
 
     # --- experiments and runs -------------------------------------------------------------
 
+    def experiments(self) -> Iterator[dict[str, Any]]:
+        """Every experiment, deleted ones too (their names are taken)."""
+        return self._pages("api/2.0/mlflow/experiments/search", "experiments",
+                           {"view_type": "ALL"})
+
     def experiment_by_name(self, name: str) -> dict[str, Any] | None:
         return self._get("api/2.0/mlflow/experiments/get-by-name", "experiment",
                          {"experiment_name": name})
