@@ -777,11 +777,17 @@ class JupyterServer:
             cmd.append("--allow-root")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHARINGHUB_")}
         env["JUPYTER_RUNTIME_DIR"] = str(self.workdir / "runtime")
+        env["JUPYTER_DATA_DIR"] = str(self.workdir / "data")  # (the embedded MLflow's files)
         self._log = open(self.log_path, "w")  # closed in __exit__
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         return self
 
     def wait(self, session: Any, timeout: float = 60.0) -> None:
+        """Until the server answers and its start-up has settled: the extension loads the
+        embedded MLflow server on a thread a few seconds after start-up (seconds of Python
+        beside the requests, which share the GIL), so timed requests wait for that load's end
+        (an MLflow request waits for it, or starts it) and for the work that follows it
+        (:meth:`settle`). A server at work for long has it loaded."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -789,12 +795,35 @@ class JupyterServer:
             try:
                 r = session.get(self.url + "sharinghub/api/stac/", timeout=2)
                 if r.status_code == 200:
+                    session.get(self.url + "sharinghub/mlflow/api/2.0/mlflow/experiments/search",
+                                params={"max_results": 1}, timeout=120)  # (any answer)
+                    self.settle()
                     return
             except OSError:
                 pass
             time.sleep(0.2)
         tail = self.log_path.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"the Jupyter server did not start within {timeout:.0f} s:\n{tail}")
+
+    def settle(self, busy: float = 0.3, window: float = 1.0, timeout: float = 30.0) -> None:
+        """Until the server's process uses less than ``busy`` of a core over ``window``
+        seconds (the work that follows MLflow's load: the registry read, the experiments
+        sync), ``timeout`` at most; Linux (``/proc``) only."""
+        stat = Path(f"/proc/{self.proc.pid}/stat") if self.proc is not None else None
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+        def cpu() -> float:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+        if stat is None or not stat.exists():
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before, started = cpu(), time.monotonic()
+            time.sleep(window)
+            if (cpu() - before) / (time.monotonic() - started) < busy:
+                return
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
