@@ -810,14 +810,14 @@ class JupyterServer:
         seconds (the work that follows MLflow's load: the registry read, the experiments
         sync), ``timeout`` at most; Linux (``/proc``) only."""
         stat = Path(f"/proc/{self.proc.pid}/stat") if self.proc is not None else None
-        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        if stat is None or not stat.exists():
+            return
+        tick = os.sysconf("SC_CLK_TCK")
 
         def cpu() -> float:
             fields = stat.read_text().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
-        if stat is None or not stat.exists():
-            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             before, started = cpu(), time.monotonic()

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -76,11 +77,8 @@ class TrackingService:
         #: (tracking root, experiment) -> the project it is known to exist tagged with: not
         #: asked again each crawl, nor at each lookup by a client
         self._ensured: dict[tuple[str, str], str] = {}
-        #: tracking root -> the experiments the sync has still to make (name -> item), and
-        #: the experiments that root held when they were listed (name -> experiment)
-        self._unmade: dict[str, dict[str, dict[str, Any]]] = {}
-        self._listed: dict[str, dict[str, dict[str, Any]]] = {}
-        self._resting: set[str] = set()  # roots whose next slice is due after a rest
+        #: tracking root -> its experiments the sync has still to make
+        self._syncs: dict[str, _ExperimentSync] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sharinghub-mlflow")
         self.registry = RegistrySync(catalog.store, collection_of=self._collection_of)
 
@@ -260,23 +258,24 @@ class TrackingService:
         """Every model item's experiment, made (or its tag set) where it is not known to be:
         the root's experiments read in one paged listing rather than one lookup per item
         (a restart with 40,000 items), then made in slices (see ``_SLICE_S``)."""
-        unmade = self._unmade.setdefault(api.base, {})
+        sync = self._syncs.setdefault(api.base, _ExperimentSync())
         for item in self._model_items():
             name = _experiment(item)
             if self._ensured.get((api.base, name)) != _project_path(item):
-                unmade[name] = item
-        if not unmade:
+                sync.unmade[name] = item
+        if not sync.unmade:
             return
-        self._listed[api.base] = {e.get("name"): e for e in api.experiments()}
-        if api.base not in self._resting:
+        sync.listed = {e.get("name"): e for e in api.experiments()}
+        if not sync.resting:
             self._ensure_slice(api)
 
     def _ensure_slice(self, api: MlflowApi) -> None:
         """Make experiments for ``_SLICE_S`` seconds, then let the tracking thread's other
         work run and rest before the next slice (a timer queues it); while the catalog is
         being read, make none."""
-        self._resting.discard(api.base)
-        unmade, listed = self._unmade.get(api.base, {}), self._listed.get(api.base, {})
+        sync = self._syncs[api.base]
+        sync.resting = False
+        unmade = sync.unmade
         begun = time.monotonic()
         while unmade and not self._closed.is_set():
             quiet = time.monotonic() - self.catalog.last_read
@@ -286,19 +285,19 @@ class TrackingService:
             name = next(iter(unmade))
             item = unmade.pop(name)
             try:
-                self._ensure(api, item, listed)
+                self._ensure(api, item, sync.listed)
             except MlflowError as exc:
                 log.warning("sharinghub: experiment %r not ensured: %s", name, exc)
             if time.monotonic() - begun >= _SLICE_S:
                 break
         if not unmade or self._closed.is_set():
-            self._listed.pop(api.base, None)
+            sync.listed = {}
             return
         self._rest(api, (time.monotonic() - begun) * _REST)
 
     def _rest(self, api: MlflowApi, seconds: float) -> None:
         """The next slice of ``api``'s experiments in ``seconds`` (a timer queues it)."""
-        self._resting.add(api.base)
+        self._syncs[api.base].resting = True
         timer = threading.Timer(seconds, self._submit, (self._ensure_slice, api))
         timer.daemon = True
         timer.start()
@@ -365,6 +364,16 @@ class TrackingService:
         collections = [i["collection"] for i in page.items]
         return next((c for c in collections if c == "dataset"),
                     collections[0] if collections else None)
+
+
+@dataclass
+class _ExperimentSync:
+    """A tracking root's experiments the sync has still to make, between its slices."""
+
+    unmade: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> model item
+    #: the root's experiments by name, as listed when the sync started
+    listed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resting: bool = False  # the next slice is due after a rest (a timer queues it)
 
 
 def _project_path(item: dict[str, Any]) -> str:
