@@ -2,8 +2,9 @@
 (the embedded MLflow server reads its configuration when first imported).
 
 :func:`jupyter_server` starts this environment's ``jupyter server`` on a free loopback port
-with a token, waits (bounded polling of ``api/status``) until it answers, and stops it
-(SIGTERM, SIGKILL after a timeout).  Its output goes to ``<root>/server.log``, whose tail is
+(another, up to three times, when that one was taken before the server bound it) with a
+token, waits (bounded polling of ``api/status``) until it answers, and stops it (SIGTERM,
+SIGKILL after a timeout).  Its output goes to ``<root>/server.log``, whose tail is
 in the error when it does not start.
 """
 
@@ -54,44 +55,65 @@ def jupyter_server(root: Path, *, token: str, base_url: str = "/",
     the index is ``root/index.sqlite`` unless ``args`` say otherwise.
     """
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
-    cmd = [jupyter, "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--ServerApp.base_url={base_url}", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}",
-           f"--SharingHub.index_url=sqlite://{root / 'index.sqlite'}", *args]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
     full_env = {**os.environ, "JUPYTER_DATA_DIR": str(root / "data"), **(env or {})}
     log_path = root / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=full_env, cwd=root)
-    url = f"http://127.0.0.1:{port}{base_url}"
-    server = JupyterProcess(url, root, token, log_path, proc)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"jupyter server exited with status {proc.returncode}:\n"
-                                     f"{server.log_tail()}")
-            try:
-                status = requests.get(f"{url}api/status", timeout=1,
-                                      headers={"Authorization": f"token {token}"}).status_code
-            except requests.ConnectionError:
-                status = None
-            if status == 200:
+    for _attempt in range(3):  # (a free port may be taken before the server binds it)
+        port = free_port()
+        cmd = [jupyter, "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+               "--ServerApp.port_retries=0",  # (taken: exit, and the next attempt picks)
+               f"--ServerApp.base_url={base_url}", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}",
+               f"--SharingHub.index_url=sqlite://{root / 'index.sqlite'}", *args]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=full_env, cwd=root)
+        server = JupyterProcess(f"http://127.0.0.1:{port}{base_url}", root, token, log_path,
+                                proc)
+        try:
+            if _answers(server, startup_timeout):
                 break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"jupyter server did not answer in {startup_timeout}s:\n"
-                                     f"{server.log_tail()}")
-            time.sleep(0.05)
+        except BaseException:
+            _stop(proc, stop_timeout)
+            raise
+    else:
+        raise AssertionError(f"jupyter server found no free port:\n{server.log_tail()}")
+    try:
         yield server
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        _stop(proc, stop_timeout)
+
+
+def _answers(server: JupyterProcess, timeout: float) -> bool:
+    """Wait until the server answers (True); False if it exited because its port was taken."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.proc.poll() is not None:
+            if "is already in use" in server.log_tail():
+                return False
+            raise AssertionError(f"jupyter server exited with status "
+                                 f"{server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            status = requests.get(f"{server.url}api/status", timeout=1,
+                                  headers={"Authorization": f"token {server.token}"}
+                                  ).status_code
+        except (requests.ConnectionError, requests.Timeout):  # (or whoever took the port)
+            status = None
+        if status == 200:
+            return True
+        if time.monotonic() > deadline:
+            raise AssertionError(f"jupyter server did not answer in {timeout}s:\n"
+                                 f"{server.log_tail()}")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
