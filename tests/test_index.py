@@ -1286,6 +1286,33 @@ def test_one_word_counts_come_from_token_counts_after_maintenance(mixed):
     assert found(mixed, q=["river"]) == found(mixed, q=["river", "nope"])
 
 
+@pytest.mark.parametrize("words", [["river", "crop"], ["river", "RIVER"], ["flood", "nope"],
+                                   ["nope", "nada"], ["alpha", "m"], ["Beta", "urban"],
+                                   ["or", "NOT"]])
+def test_two_word_counts_come_from_token_counts_less_the_items_with_both(mixed, words):
+    """After maintenance, either of two words is counted as both words' counts less the items
+    with both: the same count, order and pages as the FTS index's own count of either, and as
+    the union of the one-word searches; stale counts after a write are not used."""
+    either = found(mixed, q=[words[0]]) | found(mixed, q=[words[1]])
+    fts = mixed.search(Query(q=words, limit=0)).matched
+    ranked, by_date = order(mixed, q=words), order(mixed, q=words, sortby=[("datetime", "desc")])
+    assert fts == len(either) and set(ranked) == either
+    mixed.maintain()
+    statements: list[str] = []
+    mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+    assert mixed.search(Query(q=words, limit=0)).matched == fts
+    mixed._conn().set_trace_callback(None)
+    assert any("term_docs" in s and " AND " in s and "MATCH" in s for s in statements)
+    assert order(mixed, q=words) == paged(mixed, 7, q=words) == ranked
+    assert order(mixed, q=words, sortby=[("datetime", "desc")]) == by_date
+    assert paged(mixed, 5, q=words, sortby=[("datetime", "desc")]) == by_date
+    gone = sorted(either)[:2]
+    mixed.apply("gitlab", [], gone)
+    assert mixed.search(Query(q=words, limit=0)).matched == fts - len(gone)
+    mixed.maintain()
+    assert mixed.search(Query(q=words, limit=0)).matched == fts - len(gone)
+
+
 def test_maintenance_runs_after_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 0.05)
     store = open_store(f"sqlite:///{tmp_path}/m.sqlite")

@@ -972,7 +972,7 @@ class SQLiteStore(IndexStore):
                 else:
                     keys = [(_BM25, "asc"), ("items_fts.rowid", "asc")]
                     if collect and not (len(where) == 1 and "term_docs" in (where[0].only or "")):
-                        # (but for one word counted already: its page is its best few)
+                        # (but for words counted already: its page is its best few)
                         everything = self._collect(conn, generation, next(self._bm25_page(
                             conn, generation, binder, where, keys, False, None)), params)
                     if everything is None:
@@ -1433,13 +1433,12 @@ class SQLiteStore(IndexStore):
             m = binder.bind(match)
             matches = f"SELECT rowid FROM items_fts WHERE items_fts MATCH {m}"
             count = f"SELECT count(*) FROM items_fts WHERE items_fts MATCH {m}"
-            terms = [t for t in query.q or () if isinstance(t, str) and t.strip()]
-            if len(terms) == 1 and _WORD.fullmatch(terms[0].strip()) and self._cached(
-                    conn, generation, "SELECT value FROM store_info WHERE key = 'term_docs'",
-                    {}, lambda cursor: (cursor.fetchone() or (0,))[0]):
-                # one word, whose token is the word in lower case: counted at maintenance
-                count = (f"SELECT coalesce((SELECT n FROM term_docs WHERE term = "
-                         f"{binder.bind(terms[0].strip().lower())}), 0)")
+            terms = [t.strip() for t in query.q or () if isinstance(t, str) and t.strip()]
+            if 1 <= len(terms) <= 2 and all(_WORD.fullmatch(t) for t in terms) and \
+                    self._cached(conn, generation,
+                                 "SELECT value FROM store_info WHERE key = 'term_docs'", {},
+                                 lambda cursor: (cursor.fetchone() or (0,))[0]):
+                count = self._words_count([t.lower() for t in terms], binder)
             where.append(Cond(
                 f"items.rowid IN ({matches})", scan=f"+items.rowid IN ({matches})", kind="fts",
                 only=count, estimate=count,
@@ -1507,6 +1506,21 @@ class SQLiteStore(IndexStore):
                     cond = self._ranges(conn, generation, cond, binder)
                 where.append(cond)
         return where
+
+    @staticmethod
+    def _words_count(words: list[str], binder: Binder) -> str:
+        """A query counting the items with any of one or two words, each its own token in
+        lower case, from the counts kept at maintenance (``term_docs``): one word's is its
+        count; two words' is both counts less the items with both, since an FTS query for
+        both reads only the rarer word's postings in full (at 1,000,000 items "with" OR
+        "koniki" counted in 34-60 ms, "with" AND "koniki" in 12-17)."""
+        counts = [f"coalesce((SELECT n FROM term_docs WHERE term = {binder.bind(w)}), 0)"
+                  for w in words]
+        if len(words) == 1:
+            return f"SELECT {counts[0]}"
+        both = binder.bind(" AND ".join(f'"{w}"' for w in words))
+        return (f"SELECT {counts[0]} + {counts[1]} - (SELECT count(*) FROM items_fts "
+                f"WHERE items_fts MATCH {both})")
 
     def _datetime_cond(self, conn: sqlite3.Connection, generation: int, interval: Any,
                        binder: Binder) -> Cond:
