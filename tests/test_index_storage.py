@@ -23,7 +23,17 @@ from sharinghub_server.index import (
     Spatial,
     open_store,
 )
-from sharinghub_server.index.packing import GEOMETRY, PROPS, REST, STATE, pack, sql_unpack, unpack
+from sharinghub_server.index.packing import (
+    GEOMETRY,
+    PROPS,
+    REST,
+    STATE,
+    pack,
+    pack_json,
+    sql_unpack,
+    unpack,
+    unpack_json,
+)
 from tests.support.polling import poll
 
 WORDS = ("flood", "sentinel", "crop", "radar", "forest", "model", "maps", "water", "urban")
@@ -212,6 +222,28 @@ def test_packed_texts_come_back_exactly(kind: int) -> None:
         unpack(b"\x7fnot packed")
     assert sql_unpack(b"\x7fnot packed") is None and sql_unpack(b"\x02garbage") is None
     assert sql_unpack(b"\x12garbage") is None and sql_unpack(b"\x12") is None
+
+
+@pytest.mark.parametrize("kind", [REST, PROPS, GEOMETRY, STATE])
+def test_packed_json_values_come_back_exactly_whichever_encoder_wrote_them(kind: int) -> None:
+    """orjson writes (and then reads) what it can; what it refuses (integers beyond 64 bits,
+    which it would read back as floats; keys that are no strings) ``json`` writes and reads,
+    marked apart: every value comes back as ``json`` gives it, types included."""
+    plain = [{"a": 1, "b": [1.5e300, -0.0, 0.1, 10**18, -(2**63), 2**64 - 1]}, [], "", None,
+             {"title": "Café ☃ \u0000 \ud7ff", "n": {"deep": [[[True, False, None]]]}}]
+    refused = [{"big": 2**64}, {"small": -(2**63) - 1}, [1, [2, [10**30]]], {1: "x", "2": 3}]
+    for value in plain + refused:
+        packed = pack_json(value, kind)
+        expected = json.loads(json.dumps(value))
+        back = unpack_json(packed)
+        assert back == expected and repr(back) == repr(expected)
+        assert packed[0] == kind + (32 if value in plain else 16)  # (orjson, else json)
+        assert json.loads(unpack(packed)) == expected == json.loads(sql_unpack(packed))
+    assert unpack_json(pack('{"n": 123456789012345678901234567890}', kind)) == \
+        {"n": 123456789012345678901234567890}
+    assert unpack_json('{"plain": "schema 2"}') == {"plain": "schema 2"}
+    assert unpack_json(None) is None
+    assert sql_unpack(b"\x22garbage") is None and sql_unpack(b"\x22") is None
 
 
 #: values the code before zstd wrote (raw deflate, format byte = the kind): still read

@@ -8,8 +8,10 @@ compressed frame. Values written before zstd are raw deflate streams with the sa
 dictionaries (format byte = the kind); a TEXT value is stored as it is (schema 2 wrote every
 JSON as TEXT): :func:`unpack` takes all three. zstd packs the texts of a 100,000-item build
 about three times as fast as deflate did (21 against 59 us per item; 5.9 s of the build), and
-unpacks them two to four times as fast, for about 80 more bytes per item. The dictionaries are
-part of the file format: never change one, add another format byte.
+unpacks them two to four times as fast, for about 80 more bytes per item. JSON values are
+packed by :func:`pack_json`, whose format byte also says whether orjson may read the text
+back (:data:`_ZSTD_ORJSON`). The dictionaries are part of the file format: never change one,
+add another format byte.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import json
 import threading
 import zlib
+from typing import Any
 
+import orjson
 import zstandard
 
 _EPOCH = "2020-01-01T00:00:00Z"
@@ -93,6 +97,10 @@ _DICTS: dict[int, bytes] = {
 
 #: a zstd value's format byte is its kind's plus this (a deflate value's is the kind)
 _ZSTD = 16
+#: ... or plus this, for a JSON text orjson wrote (:func:`pack_json`): it holds no integer
+#: beyond 64 bits, which orjson refuses to write and would read back as a float, so orjson
+#: reads it back too (twice as fast as ``json``: 10 items' texts in ~0.16 ms, not ~0.33)
+_ZSTD_ORJSON = 32
 #: zstd's level 3 (its default) packed as fast as level 1 and smaller, 5 a third slower
 _LEVEL = 3
 
@@ -131,13 +139,35 @@ def pack(text: str | bytes, kind: int) -> bytes:
     return bytes((kind + _ZSTD,)) + _packer(kind).compress(data)
 
 
+def pack_json(value: Any, kind: int) -> bytes:
+    """``value`` as compact JSON, packed as :func:`pack` packs a text; written by orjson, and
+    marked so, unless orjson refuses it (an integer beyond 64 bits, a key that is no
+    string): then by ``json``, as :func:`~..jsontext.encode_json` does."""
+    try:
+        data = orjson.dumps(value)
+    except TypeError:  # (orjson.JSONEncodeError)
+        return pack(json.dumps(value, separators=(",", ":")), kind)
+    return bytes((kind + _ZSTD_ORJSON,)) + _packer(kind).compress(data)
+
+
+def unpack_json(value: bytes | str | None) -> Any:
+    """The value of a packed (or plain) JSON column; None for NULL."""
+    if isinstance(value, bytes) and value and value[0] - _ZSTD_ORJSON in _DICTS:
+        return orjson.loads(_unpacker(value[0] - _ZSTD_ORJSON).decompress(value[1:]))
+    text = unpack(value)
+    return json.loads(text) if text is not None else None
+
+
 def unpack(value: bytes | str | None) -> str | None:
-    """The text :func:`pack` packed (now or before zstd); a TEXT value (or NULL) as it is."""
+    """The text :func:`pack` or :func:`pack_json` packed (now or before zstd); a TEXT value
+    (or NULL) as it is."""
     if value is None or isinstance(value, str):
         return value
     kind = value[0] if value else 0
     if kind - _ZSTD in _DICTS:
         return _unpacker(kind - _ZSTD).decompress(value[1:]).decode()
+    if kind - _ZSTD_ORJSON in _DICTS:
+        return _unpacker(kind - _ZSTD_ORJSON).decompress(value[1:]).decode()
     zdict = _DICTS.get(kind)
     if zdict is None:
         raise ValueError("a stored value of an unknown format")

@@ -118,9 +118,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from ..jsontext import encode_json
 from .checkpoint import Checkpointer
-from .packing import GEOMETRY, PROPS, REST, STATE, pack, unpack
+from .packing import GEOMETRY, PROPS, REST, STATE, pack_json, unpack_json
 from .query import Budget, Interval, Page, Query, QueryError, QueryInterrupted
 from .sql_filter import (
     ESTIMATE_CAP,
@@ -781,7 +780,7 @@ class SQLiteStore(IndexStore):
         conn.executemany(
             "INSERT INTO project_states (source, project, state) VALUES (?, ?, ?) "
             "ON CONFLICT (source, project) DO UPDATE SET state = excluded.state",
-            [(source, project, pack(encode_json(update.state), STATE))
+            [(source, project, pack_json(update.state, STATE))
              for project, update in latest.items()])
 
     def _name_codes(self, conn: sqlite3.Connection, names: set[str],
@@ -863,7 +862,7 @@ class SQLiteStore(IndexStore):
         self._queue.idle()  # (the crawler compares what it finds with what is written)
         rows = self._conn().execute(
             "SELECT project, state FROM project_states WHERE source = ?", (source,))
-        return {project: _loads(state) for project, state in rows}
+        return {project: unpack_json(state) for project, state in rows}
 
     @_operation
     def project(self, item_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -877,7 +876,7 @@ class SQLiteStore(IndexStore):
         if row is None:  # a project without items (yet): by its id
             row = conn.execute("SELECT source, state FROM project_states WHERE project = ? "
                                "ORDER BY source LIMIT 1", (item_id,)).fetchone()
-        return (row[0], _loads(row[1])) if row else None
+        return (row[0], unpack_json(row[1])) if row else None
 
     @_operation
     def get_item(self, collection: str, item_id: str) -> dict | None:
@@ -2115,8 +2114,7 @@ class _Row:
         self.end = _first(end, dt, start)
         title = props.get("title")
         self.title = title if isinstance(title, str) else None
-        self.geometry = pack(encode_json(item["geometry"]), GEOMETRY) if item.get("geometry") \
-            else None
+        self.geometry = pack_json(item["geometry"], GEOMETRY) if item.get("geometry") else None
         self.bbox = _item_bbox(item)
         self.text = _fts_text(props)
         self.types = _property_types(props)
@@ -2124,12 +2122,12 @@ class _Row:
         rest = dict(item)
         if "properties" in item:
             rest["properties"] = None  # keeps the key's place; props holds the value
-            self.props: bytes | None = pack(encode_json(item["properties"]), PROPS)
+            self.props: bytes | None = pack_json(item["properties"], PROPS)
         else:
             self.props = None
         if self.geometry is not None:
             rest["geometry"] = None  # likewise: the geometry column holds it
-        self.json = pack(encode_json(rest), REST)
+        self.json = pack_json(rest, REST)
 
 
 def _check_item(item: dict) -> tuple[str, str]:
@@ -2217,24 +2215,18 @@ def _load_item(rest: bytes | str, props: bytes | str | None,
                geometry: bytes | str | None) -> dict:
     """An item from its ``item_docs`` row (packed, or as schema 2 wrote it: JSON texts, the
     geometry in the rest too)."""
-    item = json.loads(unpack(rest) or "")
+    item = unpack_json(rest)
     if props is not None:
-        item["properties"] = json.loads(unpack(props) or "")
+        item["properties"] = unpack_json(props)
     if geometry is not None and isinstance(rest, bytes):
-        item["geometry"] = json.loads(unpack(geometry) or "")
+        item["geometry"] = unpack_json(geometry)
     return item
 
 
 def _props_dict(value: bytes | str | None) -> dict:
     """An item's stored properties, as the write read them (anything but an object: none)."""
-    props = _loads(value)
+    props = unpack_json(value)
     return props if isinstance(props, dict) else {}
-
-
-def _loads(value: bytes | str | None) -> Any:
-    """A JSON value of a packed (or plain) column."""
-    text = unpack(value)
-    return json.loads(text) if text is not None else None
 
 
 def _item_bbox(item: dict) -> tuple[float, float, float, float] | None:
