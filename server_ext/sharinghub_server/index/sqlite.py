@@ -28,7 +28,7 @@ Layout (``SCHEMA_VERSION``):
   contentless (the texts are the properties'; deleting an item gives the index the texts it
   had, see :func:`_fts_text`), and ``term_docs``: how many items each of its tokens is in,
   recounted by :meth:`maintain` (a one-word search is counted from it while the FTS index is
-  unchanged since).
+  unchanged since; a two-word one from both words' counts less the items with both).
 * ``items_rtree`` (R*Tree) for ``bbox``/``intersects``; entry id = ``rowid * 2 + part`` since
   an item crossing the antimeridian has two boxes; auxiliary columns hold the exact bbox, which
   bbox queries check where the R*Tree's 32-bit rounding could decide wrongly. Its third
@@ -224,6 +224,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS items_rtree
 CREATE VIRTUAL TABLE IF NOT EXISTS items_vocab USING fts5vocab (items_fts, 'row');
 -- how many items each FTS token is in, as of the last maintenance (valid while the store_info
 -- key 'term_docs' is 1): counts one-word searches without reading the token's postings
+-- (two-word ones: both counts less the items with both)
 CREATE TABLE IF NOT EXISTS term_docs (term TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS items_time USING rtree (id, mint, maxt, +t0, +t1);
 -- how many items start and end in each 2^20 s (12 days) of time: date range estimates and
