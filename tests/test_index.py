@@ -1328,6 +1328,30 @@ def test_two_word_counts_come_from_token_counts_less_the_items_with_both(mixed, 
     assert mixed.search(Query(q=words, limit=0)).matched == fts - len(gone)
 
 
+@pytest.mark.parametrize("bm25_max", [0, 4, 1000])
+def test_ranked_phrases_rank_alike_with_the_token_counts_bound(mixed, monkeypatch, bm25_max):
+    """A ranked search whose phrases' rarest tokens are in at most ``_BM25_MAX`` items ranks
+    by bm25 without counting its matches first (the token counts bound them); the same pages
+    as when the counts are stale and the FTS index is read."""
+    monkeypatch.setattr(sqlite_store, "_BM25_MAX", bm25_max)
+    queries = [["river crop"], ["crop-river alpha"], ["flood", "beta gamma"], ["nope river"],
+               ["urban", "Delta   URBAN"], ["café river"], ["river", "-"], ["alpha beta gamma"]]
+    stale = {tuple(q): (order(mixed, q=q), paged(mixed, 3, q=q)) for q in queries}
+    mixed.maintain()
+    counted: list[str] = []
+    for q in queries:
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        assert (order(mixed, q=q), paged(mixed, 3, q=q)) == stale[tuple(q)], q
+        mixed._conn().set_trace_callback(None)
+        counted += [s for s in statements if f"LIMIT {bm25_max + 1})" in s]
+    # the bound spared the capped counts of the phrases it bounds: "nope river" (0) always,
+    # and every ASCII one when _BM25_MAX is above the whole corpus
+    assert not any("nope river" in s for s in counted)
+    if bm25_max == 1000:
+        assert all("café" in s for s in counted)
+
+
 def test_maintenance_runs_after_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 0.05)
     store = open_store(f"sqlite:///{tmp_path}/m.sqlite")

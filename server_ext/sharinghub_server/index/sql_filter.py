@@ -562,11 +562,13 @@ class Cond:
     * ``rowids``: for free text, the test of ``items_fts.rowid`` that a date range of the same
       search allows (rowids are recency keys), for queries reading the FTS index in order;
     * ``collections``: for the search's collections, their test on a column ``collection``
-      (of ``items``, or of the store's per-collection tables), to count them with a date range.
+      (of ``items``, or of the store's per-collection tables), to count them with a date range;
+    * ``bound``: for free text, a query giving a number its matches do not exceed, read from
+      token counts without reading the FTS index (None when there is none).
     """
 
-    __slots__ = ("collections", "drive", "estimate", "kind", "only", "probe", "props", "rowids",
-                 "scan", "sides", "span", "sql")
+    __slots__ = ("bound", "collections", "drive", "estimate", "kind", "only", "probe", "props",
+                 "rowids", "scan", "sides", "span", "sql")
 
     def __init__(self, sql: str, *, scan: str | None = None, kind: str = "",
                  only: str | None = None, estimate: str | int | None = None,
@@ -578,6 +580,7 @@ class Cond:
         self.sides, self.span = sides, span
         self.rowids: str | None = None
         self.collections: str | None = None
+        self.bound: str | None = None
 
 
 def props_cond(name: str, clause: str, several: bool = False) -> Cond:

@@ -1246,6 +1246,9 @@ class SQLiteStore(IndexStore):
         further)."""
         if cond.only and "term_docs" in cond.only:  # counted already
             return (self._estimate(conn, generation, cond, params) or 0) > n
+        if cond.bound is not None and self._cached(
+                conn, generation, cond.bound, params, lambda cursor: cursor.fetchone()[0]) <= n:
+            return False  # (a phrase with a rare word: no need to read its matches twice)
         return self._cached(conn, generation,
                             f"SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE "
                             f"{_fts_condition(cond)} LIMIT {n + 1})", params,
@@ -1434,16 +1437,18 @@ class SQLiteStore(IndexStore):
             matches = f"SELECT rowid FROM items_fts WHERE items_fts MATCH {m}"
             count = f"SELECT count(*) FROM items_fts WHERE items_fts MATCH {m}"
             terms = [t.strip() for t in query.q or () if isinstance(t, str) and t.strip()]
-            if 1 <= len(terms) <= 2 and all(_WORD.fullmatch(t) for t in terms) and \
-                    self._cached(conn, generation,
-                                 "SELECT value FROM store_info WHERE key = 'term_docs'", {},
-                                 lambda cursor: (cursor.fetchone() or (0,))[0]):
+            counted = self._cached(conn, generation,
+                                   "SELECT value FROM store_info WHERE key = 'term_docs'", {},
+                                   lambda cursor: (cursor.fetchone() or (0,))[0])
+            if counted and 1 <= len(terms) <= 2 and all(_WORD.fullmatch(t) for t in terms):
                 count = self._words_count([t.lower() for t in terms], binder)
             where.append(Cond(
                 f"items.rowid IN ({matches})", scan=f"+items.rowid IN ({matches})", kind="fts",
                 only=count, estimate=count,
                 probe=f"EXISTS (SELECT 1 FROM items_fts WHERE items_fts MATCH {m} "
                       f"AND rowid = items.rowid)"))
+            if counted:
+                where[-1].bound = _phrases_bound(query.q or (), binder)
         if query.collections:
             test = _in_list("collection", sorted(set(query.collections)), binder)
             count = f"SELECT coalesce(sum(n), 0) FROM collection_stats WHERE {test}"
@@ -2289,6 +2294,24 @@ def _fts_match(terms: list[str]) -> str | None:
             term = term.replace("\x00", " ")  # FTS5 would read it as the query's end
             phrases.append('"' + term.replace('"', '""') + '"')
     return " OR ".join(phrases) if phrases else None
+
+
+def _phrases_bound(terms: Any, binder: Binder) -> str | None:
+    """A query giving a number the matches of the terms' phrases (:func:`_fts_match`) do not
+    exceed, from ``term_docs``: the sum over the phrases of their rarest token's count (an
+    item with the phrase has each of its tokens). Only for ASCII terms, whose tokens are
+    their runs of letters and digits in lower case; None otherwise."""
+    parts = []
+    for term in terms:
+        if not isinstance(term, str) or not any(ch.isalnum() for ch in term):
+            continue  # (not in the FTS query)
+        if not term.isascii():
+            return None
+        tokens = sorted(set(_WORD.findall(term.lower())))
+        marks = ", ".join(binder.bind(t) for t in tokens)
+        parts.append(f"(SELECT CASE WHEN count(*) < {len(tokens)} THEN 0 ELSE min(n) END "
+                     f"FROM term_docs WHERE term IN ({marks}))")
+    return f"SELECT {' + '.join(parts)}" if parts else None
 
 
 def _in_list(column: str, values: list[str], binder: Binder) -> str:
