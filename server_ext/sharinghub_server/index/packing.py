@@ -24,6 +24,8 @@ from typing import Any
 import orjson
 import zstandard
 
+from ..jsontext import encode_json
+
 _EPOCH = "2020-01-01T00:00:00Z"
 
 
@@ -142,11 +144,11 @@ def pack(text: str | bytes, kind: int) -> bytes:
 def pack_json(value: Any, kind: int) -> bytes:
     """``value`` as compact JSON, packed as :func:`pack` packs a text; written by orjson, and
     marked so, unless orjson refuses it (an integer beyond 64 bits, a key that is no
-    string): then by ``json``, as :func:`~..jsontext.encode_json` does."""
+    string): then as :func:`~..jsontext.encode_json` writes what orjson refuses."""
     try:
         data = orjson.dumps(value)
     except TypeError:  # (orjson.JSONEncodeError)
-        return pack(json.dumps(value, separators=(",", ":")), kind)
+        return pack(encode_json(value), kind)
     return bytes((kind + _ZSTD_ORJSON,)) + _packer(kind).compress(data)
 
 
