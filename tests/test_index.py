@@ -1127,6 +1127,65 @@ def test_conditions_past_the_estimate_cap_answer_alike(mixed, plans, monkeypatch
                                                        i))
 
 
+COLUMN_CONJUNCTIONS = [
+    And((Between(S, 0, 20), Compare(">=", N, 5))),
+    And((Compare("<", S, 10.5), Compare("<=", N, 7))),
+    And((Compare("<=", S, 10), Compare(">", N, 12))),
+    And((Compare(">", 10, S), Compare("=", N, 4))),  # (the literal first)
+    And((Compare(">=", S, 1.5), Compare("<", S, 30))),  # (one property twice; [1, 2] too)
+    And((Compare("=", S, "high"), Compare("<", N, 10))),
+    And((Compare(">", S, "h"), Compare("<", N, 16))),  # (texts in order)
+    And((Prop("ok"), Compare(">=", N, 15))),
+    And((Compare("=", Prop("ok"), False), In(N, (1, 2, 3, 3)))),
+    And((In(NAME, ("alpha-01", "beta-02", "crop-05", "river-11")), Compare(">", N, 0))),
+    And((Compare(">", SEEN, ts("2020-01-10T00:00:00Z")), Compare("<", N, 10))),
+    And((Compare(">", N, 2), Compare("<", S, 30), Prop("ok"))),
+    And((Between(S, 20, 10), Compare(">", N, 1))),  # (no value in the range)
+    And((Compare("=", Prop("no:such"), 1), Compare(">", N, 1))),  # (a property no item has)
+]
+
+
+@pytest.mark.parametrize("expr", COLUMN_CONJUNCTIONS, ids=repr)
+def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr):
+    """A conjunction of property tests whose every test has many matches is counted by SQL
+    while its columns are read in the background, then from the columns: the JSON's count
+    either way, the same pages; a write makes SQL count again until the columns are read at
+    the new generation."""
+    import sharinghub_server.index.sql_filter as sql_filter
+
+    for module in (sql_filter, sqlite_store):
+        monkeypatch.setattr(module, "ESTIMATE_CAP", 3)  # (every test here is "many")
+    # (columns: each test has 3 matches or more)
+    columns = "no:such" not in repr(expr) and "name='score'), low=20" not in repr(expr)
+
+    def sql_counts() -> int:
+        """SQL counts of one count of ``expr`` (the result caches emptied)."""
+        mixed._cache.clear()
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        try:
+            assert mixed.search(Query(limit=0, filter=expr)).matched == len(expected)
+        finally:
+            mixed._conn().set_trace_callback(None)
+        return len([s for s in statements if s.startswith("SELECT count(")
+                    and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM item_props")])
+
+    for write in (False, True):
+        if write:  # deleted and changed items: a new generation
+            gone = sorted(expected)[:1] + sorted(set(mixed.items) - expected)[:2]
+            changed = json.loads(json.dumps(mixed.items[sorted(set(mixed.items) - {*gone})[0]]))
+            changed["properties"]["stars"] = 5
+            mixed.apply("gitlab", [update(changed)], gone)
+            mixed.items = {i: item for i, item in mixed.items.items() if i not in gone}
+            mixed.items[changed["id"]] = changed
+        expected = found(mixed, filter=Not(Not(expr)))
+        assert sql_counts() == 1  # (meanwhile its columns are read)
+        mixed._columns.wait()
+        assert sql_counts() == (0 if columns else 1)
+        everything = order(mixed, filter=expr)
+        assert set(everything) == expected and paged(mixed, 7, filter=expr) == everything
+
+
 def test_property_table_follows_writes(mixed):
     before = found(mixed, filter=Compare(">", N, 10))
     some = sorted(before)[:5]

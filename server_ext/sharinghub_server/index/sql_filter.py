@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from .columns import ColumnTest
 from .packing import sql_unpack
 from .query import (
     TEMPORAL_OPS,
@@ -564,11 +565,14 @@ class Cond:
     * ``collections``: for the search's collections, their test on a column ``collection``
       (of ``items``, or of the store's per-collection tables), to count them with a date range;
     * ``bound``: for free text, a query giving a number its matches do not exceed, read from
-      token counts without reading the FTS index (None when there is none).
+      token counts without reading the FTS index (None when there is none);
+    * ``column``: for a test of one property's values of one kind by ranges (comparisons,
+      BETWEEN, IN, a boolean), that test, which the store can run on the values it holds in
+      memory (:mod:`.columns`) to count a conjunction of such tests.
     """
 
-    __slots__ = ("bound", "collections", "drive", "estimate", "kind", "only", "probe", "props",
-                 "rowids", "scan", "sides", "span", "sql")
+    __slots__ = ("bound", "collections", "column", "drive", "estimate", "kind", "only", "probe",
+                 "props", "rowids", "scan", "sides", "span", "sql")
 
     def __init__(self, sql: str, *, scan: str | None = None, kind: str = "",
                  only: str | None = None, estimate: str | int | None = None,
@@ -581,6 +585,7 @@ class Cond:
         self.rowids: str | None = None
         self.collections: str | None = None
         self.bound: str | None = None
+        self.column: ColumnTest | None = None
 
 
 def props_cond(name: str, clause: str, several: bool = False) -> Cond:
@@ -874,6 +879,48 @@ class FilterCompiler:
             return b(left or right), f"kind = {KIND_TIME} AND ({test})", False
         return None
 
+    def column_test(self, expr: Any) -> ColumnTest | None:
+        """The test :meth:`props_clause` makes of ``expr`` as ranges of one kind's values
+        (binding nothing), when it is one: comparisons but ``<>``, BETWEEN, IN of one kind,
+        a boolean property."""
+        if isinstance(expr, Compare):
+            op = _OPS.get(expr.op) if isinstance(expr.op, str) else None
+            left, right = expr.left, expr.right
+            if op is None or op == "<>":
+                return None
+            if not isinstance(left, Prop) and isinstance(right, Prop):
+                left, right, op = right, left, _FLIP[op]
+            name = self._props_name(left)
+            if name is None or isinstance(right, Prop):
+                return None
+            kind, v = self._props_literal(right)
+            if kind is None:
+                return None
+            ranges = {"=": (v, True, v, True), "<": (None, False, v, False),
+                      "<=": (None, False, v, True), ">": (v, False, None, False),
+                      ">=": (v, True, None, False)}
+            return ColumnTest(name, kind, [ranges[op]])
+        if isinstance(expr, Between):
+            name = self._props_name(expr.prop)
+            (kind, low), (high_kind, high) = (self._props_literal(expr.low),
+                                              self._props_literal(expr.high))
+            if name is None or kind is None or kind != high_kind:
+                return None
+            return ColumnTest(name, kind, [(low, True, high, True)])
+        if isinstance(expr, In):
+            name = self._props_name(expr.prop)
+            found = [self._props_literal(v) for v in expr.values
+                     if _category(v) != "json"] if name is not None else []
+            kinds = {kind for kind, _ in found if kind is not None}
+            if name is None or len(kinds) != 1 or len(found) != len(expr.values):
+                return None
+            return ColumnTest(name, kinds.pop(),
+                              [(v, True, v, True) for kind, v in found if kind is not None])
+        if isinstance(expr, Prop):
+            name = self._props_name(expr)
+            return None if name is None else ColumnTest(name, KIND_BOOLEAN, [(1, True, 1, True)])
+        return None
+
     # -- typed views -----------------------------------------------------------------------
 
     def _typed(self, ref: Ref, category: str) -> str | None:
@@ -1127,6 +1174,7 @@ def compile_filter(expr: Any, binder: Binder) -> list[Cond]:
         found = compiler.props_clause(part)
         if found is not None:
             cond = props_cond(*found)
+            cond.column = None if found[2] else compiler.column_test(part)
             if isinstance(part, Like) and "value >=" not in found[1]:
                 cond.estimate = None  # no index range: estimating would read every value
             conds.append(cond)
