@@ -1142,21 +1142,43 @@ COLUMN_CONJUNCTIONS = [
     And((Compare(">", N, 2), Compare("<", S, 30), Prop("ok"))),
     And((Between(S, 20, 10), Compare(">", N, 1))),  # (no value in the range)
     And((Compare("=", Prop("no:such"), 1), Compare(">", N, 1))),  # (a property no item has)
+    And((Temporal("t_intersects", Prop("datetime"), Interval(ts("2019-01-01T00:00:00Z"),
+                                                             ts("2021-06-01T00:00:00Z"))),
+         Compare("<", N, 12))),
+    And((Temporal("t_intersects", Interval(ts("2020-01-01T00:00:00Z"), None),
+                  Prop("datetime")), Compare(">=", S, 3))),  # (the literal first, open)
+    And((Compare(">", N, 4), Temporal("t_intersects", Prop("datetime"),
+                                      ts("2019-07-01T00:00:00Z")), Prop("ok"))),
+    And((Temporal("t_during", Prop("datetime"), Interval(ts("2019-01-01T00:00:00Z"),
+                                                         ts("2021-06-01T00:00:00Z"))),
+         Compare("<", N, 12))),  # (SQL: only t_intersects is a date range)
 ]
+#: the ``datetime`` parameter beside a filter
+DATED = [(Compare(">=", N, 5), Interval(ts("2019-03-01T00:00:00Z"), None)),
+         (Between(S, 0, 40), Interval(None, ts("2020-02-01T00:00:00Z"))),
+         (And((Compare("<", N, 9), Compare("=", Prop("ok"), False))),
+          Interval(ts("2018-06-01T00:00:00Z"), ts("2021-01-01T00:00:00Z"))),
+         (And((Compare("<", N, 9), Temporal("t_intersects", Prop("datetime"), Interval(
+             ts("2019-01-01T00:00:00Z"), ts("2020-01-01T00:00:00Z"))))), Interval(None, None))]
 
 
-@pytest.mark.parametrize("expr", COLUMN_CONJUNCTIONS, ids=repr)
-def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr):
-    """A conjunction of property tests whose every test has many matches is counted by SQL
-    while its columns are read in the background, then from the columns: the JSON's count
-    either way, the same pages; a write makes SQL count again until the columns are read at
-    the new generation."""
+@pytest.mark.parametrize("expr,interval", [*((e, None) for e in COLUMN_CONJUNCTIONS), *DATED],
+                         ids=repr)
+def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, interval):
+    """A conjunction of property tests and date ranges whose every test has many matches is
+    counted by SQL while its columns are read in the background, then from the columns: the
+    JSON's count either way, the same pages; a write makes SQL count again until the columns
+    are read at the new generation."""
     import sharinghub_server.index.sql_filter as sql_filter
 
     for module in (sql_filter, sqlite_store):
-        monkeypatch.setattr(module, "ESTIMATE_CAP", 3)  # (every test here is "many")
-    # (columns: each test has 3 matches or more)
-    columns = "no:such" not in repr(expr) and "name='score'), low=20" not in repr(expr)
+        monkeypatch.setattr(module, "ESTIMATE_CAP", 3)  # (a test of 3 matches has "many")
+    dated = {"datetime": interval} if interval is not None else {}
+    parts = [*(expr.args if isinstance(expr, And) else [expr])]
+    # columns: every part is a column test (not t_during) with 3 matches or more
+    columns = "t_during" not in repr(expr) and len(parts) + len(dated) > 1 and all(
+        len(found(mixed, filter=Not(Not(part)))) >= 3 for part in parts) and \
+        len(found(mixed, **dated)) >= 3
 
     def sql_counts() -> int:
         """SQL counts of one count of ``expr`` (the result caches emptied)."""
@@ -1164,11 +1186,11 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr):
         statements: list[str] = []
         mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
         try:
-            assert mixed.search(Query(limit=0, filter=expr)).matched == len(expected)
+            assert mixed.search(Query(limit=0, filter=expr, **dated)).matched == len(expected)
         finally:
             mixed._conn().set_trace_callback(None)
-        return len([s for s in statements if s.startswith("SELECT count(")
-                    and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM item_props")])
+        return len([s for s in statements if s.startswith("SELECT count(")  # (not capped)
+                    and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")])
 
     for write in (False, True):
         if write:  # deleted and changed items: a new generation
@@ -1178,12 +1200,13 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr):
             mixed.apply("gitlab", [update(changed)], gone)
             mixed.items = {i: item for i, item in mixed.items.items() if i not in gone}
             mixed.items[changed["id"]] = changed
-        expected = found(mixed, filter=Not(Not(expr)))
+        expected = found(mixed, filter=Not(Not(expr)), **dated)
         assert sql_counts() == 1  # (meanwhile its columns are read)
         mixed._columns.wait()
         assert sql_counts() == (0 if columns else 1)
-        everything = order(mixed, filter=expr)
-        assert set(everything) == expected and paged(mixed, 7, filter=expr) == everything
+        everything = order(mixed, filter=expr, **dated)
+        assert set(everything) == expected
+        assert paged(mixed, 7, filter=expr, **dated) == everything
 
 
 def test_property_table_follows_writes(mixed):

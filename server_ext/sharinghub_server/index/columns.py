@@ -6,7 +6,8 @@ a row, 9-14 ms at 100,000 items and 0.2-0.9 s at 1,000,000, where each test alon
 a fraction of a millisecond from its index range. Here each tested property's rows of one
 kind are read once per store generation (until the next write) as its values in the index's
 order beside their items' positions among all items; a test is then ranges of that list
-(bisection), and the conjunction a mask of the items: well under a millisecond.
+(bisection), and the conjunction a mask of the items: well under a millisecond. Date ranges
+join them from every item's [start, end], read once per generation likewise.
 
 The values are Python objects in ``item_props``' own order: bisection compares them as SQLite
 did (numbers exactly, ints with floats; texts by code point, which is the order of their
@@ -44,11 +45,48 @@ class ColumnTest:
         self.name, self.kind, self.ranges = name, kind, ranges
 
 
+class TimeTest:
+    """A date range: the item's [start, end] meets [low, high] (``items.start <= high AND
+    items.end >= low``; an end may be infinite; undated items never pass)."""
+
+    __slots__ = ("high", "low")
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+
+#: the key of the items' [start, end] among the columns (property columns: (code, kind))
+TIMES = (-1, -1)
+
+
+class _Times:
+    """Every item's start and end (NaN: undated), in the order of positions."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: Any, end: Any) -> None:
+        self.start, self.end = start, end
+
+    def mask(self, test: TimeTest) -> Any:
+        import numpy as np
+
+        with np.errstate(invalid="ignore"):  # (NaN compares false, as NULL does)
+            return np.logical_and(self.start <= test.high, self.end >= test.low)
+
+
 class _Column:
     __slots__ = ("positions", "values")
 
     def __init__(self, values: list[Any], positions: Any) -> None:
         self.values, self.positions = values, positions
+
+    def mask(self, test: ColumnTest, size: int) -> Any:
+        """Whether each item (by position) passes ``test``."""
+        import numpy as np
+
+        passing = np.zeros(size, dtype=bool)
+        passing[self.rows(test)] = True
+        return passing
 
     def rows(self, test: ColumnTest) -> Any:
         """Positions of the items of the rows passing ``test`` (an item may repeat)."""
@@ -78,17 +116,19 @@ class Columns:
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._rowids: Any = None  # every items.rowid, ascending (a position is an index here)
-        self._columns: OrderedDict[tuple[int, int], _Column] = OrderedDict()
+        self._columns: OrderedDict[tuple[int, int], _Column | _Times] = OrderedDict()
         self._wanted: set[tuple[int, int]] = set()
         self._builder: threading.Thread | None = None
 
-    def count(self, generation: int, tests: list[tuple[int, ColumnTest]],
+    def count(self, generation: int, tests: list[tuple[int, ColumnTest] | TimeTest],
               build: bool = True) -> int | None:
-        """The items passing every test (``(name code, test)``) at ``generation``; None when
-        a column is not held for it (then read in the background when ``build``)."""
+        """The items passing every test (``(name code, test)``, or a date range) at
+        ``generation``; None when a column is not held for it (then read in the background
+        when ``build``)."""
         import numpy as np
 
-        keys = [(code, test.kind) for code, test in tests]
+        keys = [TIMES if isinstance(test, TimeTest) else (test[0], test[1].kind)
+                for test in tests]
         with self._lock:
             held = self._generation == generation and self._rowids is not None
             columns = [self._columns.get(key) for key in keys] if held else []
@@ -101,9 +141,9 @@ class Columns:
                     self._want(keys)
                 return None
         mask = None
-        for column, (_, test) in zip(columns, tests, strict=True):
-            passing = np.zeros(len(rowids), dtype=bool)
-            passing[column.rows(test)] = True
+        for column, test in zip(columns, tests, strict=True):
+            passing = column.mask(test) if isinstance(test, TimeTest) else \
+                column.mask(test[1], len(rowids))
             mask = passing if mask is None else np.logical_and(mask, passing, out=mask)
         return int(np.count_nonzero(mask)) if mask is not None else len(rowids)
 
@@ -148,8 +188,14 @@ class Columns:
         if rowids is None:
             rows = conn.execute("SELECT rowid FROM items ORDER BY rowid").fetchall()
             rowids = np.array([rowid for rowid, in rows], dtype=np.int64)
-        read = {}
+        read: dict[tuple[int, int], _Column | _Times] = {}
+        if TIMES in keys:
+            rows = conn.execute('SELECT start, "end" FROM items ORDER BY rowid').fetchall()
+            times = np.array(rows, dtype=np.float64).reshape(-1, 2)  # (None: NaN)
+            read[TIMES] = _Times(times[:, 0].copy(), times[:, 1].copy())
         for code, kind in keys:
+            if (code, kind) == TIMES:
+                continue
             rows = conn.execute("SELECT value, item FROM item_props WHERE name = ? AND "
                                 "kind = ? ORDER BY value", (code, kind)).fetchall()
             items = np.array([item for _, item in rows], dtype=np.int64)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from .columns import ColumnTest
+from .columns import ColumnTest, TimeTest
 from .packing import sql_unpack
 from .query import (
     TEMPORAL_OPS,
@@ -567,7 +567,8 @@ class Cond:
     * ``bound``: for free text, a query giving a number its matches do not exceed, read from
       token counts without reading the FTS index (None when there is none);
     * ``column``: for a test of one property's values of one kind by ranges (comparisons,
-      BETWEEN, IN, a boolean), that test, which the store can run on the values it holds in
+      BETWEEN, IN, a boolean), or for a date range (``t_intersects`` on ``datetime``, the
+      ``datetime`` parameter), that test, which the store can run on the values it holds in
       memory (:mod:`.columns`) to count a conjunction of such tests.
     """
 
@@ -585,7 +586,7 @@ class Cond:
         self.rowids: str | None = None
         self.collections: str | None = None
         self.bound: str | None = None
-        self.column: ColumnTest | None = None
+        self.column: ColumnTest | TimeTest | None = None
 
 
 def props_cond(name: str, clause: str, several: bool = False) -> Cond:
@@ -1162,6 +1163,14 @@ def _conjuncts(expr: Any) -> list[Any]:
     return [expr]
 
 
+def _intersects_datetime(expr: Any) -> bool:
+    """Whether ``expr`` is ``t_intersects`` of the item's ``datetime`` and a literal."""
+    return isinstance(expr, Temporal) and isinstance(expr.op, str) and \
+        expr.op.lower() == "t_intersects" and any(
+            isinstance(o, Prop) and property_name(o.name) == "datetime"
+            for o in (expr.left, expr.right))
+
+
 def compile_filter(expr: Any, binder: Binder) -> list[Cond]:
     """A filter Expr as conditions over ``items``/``docs`` (its parameters go to ``binder``),
     one per conjunct of its top-level AND: a test of one property's values in ``item_props``
@@ -1182,8 +1191,10 @@ def compile_filter(expr: Any, binder: Binder) -> list[Cond]:
         found_sides = compiler.column_sides(part)
         if found_sides is not None:
             sides, span = found_sides
-            conds.append(Cond("(" + " AND ".join(sides) + ")", kind="index", sides=sides,
-                              span=span))
+            cond = Cond("(" + " AND ".join(sides) + ")", kind="index", sides=sides, span=span)
+            if span is not None and _intersects_datetime(part):  # start <= hi AND end >= lo
+                cond.column = TimeTest(*span)
+            conds.append(cond)
             continue
         sql = compiler.compile(part, top=True, positive=True)
         conds.append(Cond(sql, kind="index" if _tests_a_column(part) else ""))

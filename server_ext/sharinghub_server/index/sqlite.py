@@ -121,7 +121,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .checkpoint import Checkpointer
-from .columns import Columns
+from .columns import Columns, ColumnTest, TimeTest
 from .packing import GEOMETRY, PROPS, REST, STATE, pack_json, unpack_json
 from .query import Budget, Interval, Page, Query, QueryError, QueryInterrupted
 from .sql_filter import (
@@ -1294,23 +1294,26 @@ class SQLiteStore(IndexStore):
 
     def _columns_count(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
                        params: dict) -> int | None:
-        """The count of a conjunction of property tests from the values held in memory
-        (:mod:`.columns`), when each test has a ``column`` and those columns are held for
-        this generation; None when SQL counts. Columns not held are read in the background
-        when every test has at least ``ESTIMATE_CAP`` matches: SQL then intersects that many
-        rows at least, at ~0.4 us each, where reading the columns once costs about as much
-        per row and serves every later count until the next write."""
+        """The count of a conjunction of property tests and date ranges from the values held
+        in memory (:mod:`.columns`), when each test has a ``column`` and those columns are
+        held for this generation; None when SQL counts. Columns not held are read in the
+        background when every test has at least ``ESTIMATE_CAP`` matches: SQL then
+        intersects that many rows at least, at ~0.4 us each, where reading the columns once
+        costs about as much per row and serves every later count until the next write."""
         if len(where) < 2:
             return None
-        tests = []
+        tests: list[tuple[int, ColumnTest] | TimeTest] = []
         for column in (c.column for c in where):
+            if isinstance(column, TimeTest):
+                tests.append(column)
+                continue
             code = None if column is None else self._name_code(conn, column.name)
             if column is None or code is None:
                 return None  # (a property no item has: SQL finds none at once)
             tests.append((code, column))
         count = self._columns.count(generation, tests, build=False)
-        if count is None and all(self._estimate(conn, generation, c, params) == ESTIMATE_CAP
-                                 for c in where):
+        if count is None and all((self._estimate(conn, generation, c, params) or 0)
+                                 >= ESTIMATE_CAP for c in where):
             self._columns.count(generation, tests)  # (read in the background: SQL counts)
         return count
 
@@ -1571,6 +1574,7 @@ class SQLiteStore(IndexStore):
         """[start, end] intersects the interval: start <= its end AND end >= its start."""
         sides, span = _datetime_conditions(interval, binder)
         cond = Cond(" AND ".join(sides), kind="index", sides=sides, span=span)
+        cond.column = TimeTest(*span)
         cond = self._ranges(conn, generation, cond, binder)
         if cond.drive is not None and self._inverted(conn, generation) == 0:
             # the R*Tree test is exact (but for items that end before they start, whose
