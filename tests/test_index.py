@@ -1209,6 +1209,35 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, i
         assert paged(mixed, 7, filter=expr, **dated) == everything
 
 
+@pytest.mark.parametrize("expr,walks", [
+    (And((Compare(">=", N, 5), Compare("<", S, 30))), True),
+    (And((Compare(">", N, 2), Prop("ok"), Compare(">=", S, 0))), True),
+    (And((Temporal("t_intersects", Prop("datetime"), Interval(ts("2018-06-01T00:00:00Z"),
+                                                             ts("2022-01-01T00:00:00Z"))),
+          Compare(">", N, 3))), True),
+    (And((Compare("<=", N, 3), Compare("<", S, 12))), False),  # (few: found, sorted)
+    (And((Compare(">", N, 2), Like(NAME, "%0%"))), False),  # (a LIKE: not costed)
+])
+@pytest.mark.parametrize("limit", [3, 8])
+def test_pages_of_conjunctions_walk_the_date_index_when_that_costs_less(
+        mixed, monkeypatch, expr, walks, limit):
+    """Beyond the rows a page may walk by default, a page of property tests and date ranges
+    in date order still walks the datetime index when every condition has more matches than
+    would make finding them cost as much: the same pages either way."""
+    expected = order(mixed, [("datetime", "desc")], filter=Not(Not(expr)))  # (the JSON's)
+    assert len(expected) > limit
+    monkeypatch.setattr(sqlite_store, "_DENSE_SCAN", 1)  # (the default walks no page here)
+    monkeypatch.setattr(sqlite_store, "_COLLECT_MAX", 0)  # (nor lists every match)
+    statements: list[str] = []
+    mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+    try:
+        assert paged(mixed, limit, filter=expr, sortby=[("datetime", "desc")]) == expected
+    finally:
+        mixed._conn().set_trace_callback(None)
+    pages = [s for s in statements if s.startswith("SELECT items.datetime, items.id")]
+    assert pages and all(("INDEXED BY items_datetime" in s) == walks for s in pages)
+
+
 def test_property_table_follows_writes(mixed):
     before = found(mixed, filter=Compare(">", N, 10))
     some = sorted(before)[:5]

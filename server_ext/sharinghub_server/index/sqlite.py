@@ -1049,10 +1049,10 @@ class SQLiteStore(IndexStore):
         params = binder.params
         order = [(e, _flip(d)) for e, d in keys] if backward else keys
         total = self._total(conn, generation)
-        dense = (keys[0][0] in _INDEXED or lead is not None) and \
-            (limit + 1) * total <= _DENSE_SCAN * matched
+        walked = (limit + 1) * total / max(matched, 1)
+        dense = (keys[0][0] in _INDEXED or lead is not None) and (
+            walked <= _DENSE_SCAN or self._walk_cheaper(conn, generation, where, params, walked))
         if dense:
-            walked = (limit + 1) * total / matched
             terms = [self._test(conn, generation, c, params, walked) for c in where]
             if lead is not None:
                 yield from self._props_walk(binder, terms, order, lead, token, total, walked)
@@ -1077,6 +1077,31 @@ class SQLiteStore(IndexStore):
         for segment in segments:
             yield (f"SELECT {', '.join(e for e, _ in keys)} FROM {source} "
                    f"WHERE {' AND '.join([*terms, segment])} ORDER BY {_order_by(order)}")
+
+    def _walk_cheaper(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
+                      params: dict, walked: float) -> bool:
+        """Whether walking ``walked`` rows along the sort's index, each tested, costs less
+        than finding the matches from the condition with the fewest (each tested) and
+        sorting them, for property tests and date ranges (a lookup in ``item_props`` per row
+        tested; a date range, a test of the row's own columns): when every condition has
+        more matches than that. "eo:cloud_cover" BETWEEN 71.6 AND 84.9 AND license = 'MIT'
+        at 1,000,000 items, 11,678 matches, a page of 50 in date order: 208 ms from the
+        70,536 rows of the range, 12 ms walking about 4,400 items."""
+        costs = [_COST_PROBE_PROPS if c.props is not None else
+                 _COST_ROW if isinstance(c.column, TimeTest) else None for c in where]
+        if not where or None in costs:
+            return False
+        each = _COST_ROW + sum(c for c in costs if c is not None)
+        for cond, cost in zip(where, costs, strict=True):
+            # the rows the condition must find for finding them to cost as much as the walk
+            even = int(walked * each / (each - (cost or 0))) + 1
+            if even > _REFINE_MAX:
+                return False
+            rows = self._count_to(conn, generation, cond, params, even) \
+                if cond.props is not None else self._estimate(conn, generation, cond, params)
+            if rows is None or rows < even:
+                return False
+        return True
 
     def _props_walk(self, binder: Binder, terms: list[str], order: list[tuple[str, str]],
                     lead: tuple, token: dict | None, total: int,
