@@ -1192,6 +1192,7 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, i
         return len([s for s in statements if s.startswith("SELECT count(")  # (not capped)
                     and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")])
 
+    expected = found(mixed, filter=Not(Not(expr)), **dated)
     for write in (False, True):
         if write:  # deleted and changed items: a new generation
             gone = sorted(expected)[:1] + sorted(set(mixed.items) - expected)[:2]
@@ -1200,7 +1201,7 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, i
             mixed.apply("gitlab", [update(changed)], gone)
             mixed.items = {i: item for i, item in mixed.items.items() if i not in gone}
             mixed.items[changed["id"]] = changed
-        expected = found(mixed, filter=Not(Not(expr)), **dated)
+            expected = found(mixed, filter=Not(Not(expr)), **dated)
         assert sql_counts() == 1  # (meanwhile its columns are read)
         mixed._columns.wait()
         assert sql_counts() == (0 if columns else 1)

@@ -27,7 +27,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: columns kept per generation (each: a list of values and an int64 array of positions)
+#: columns kept per generation (at 1,000,000 items, 8 MB a million rows, besides the values:
+#: the positions of their items; every rowid, 8 MB; the items' [start, end], 16 MB)
 _MAX_COLUMNS = 8
 
 #: a test's rows: ranges (low, low included, high, high included) of one kind's values,
@@ -57,6 +58,13 @@ class TimeTest:
 
 #: the key of the items' [start, end] among the columns (property columns: (code, kind))
 TIMES = (-1, -1)
+
+#: a test the columns run: a property's (its name's code, the test), or a date range
+Test = tuple[int, ColumnTest] | TimeTest
+
+
+def _key(test: Test) -> tuple[int, int]:
+    return TIMES if isinstance(test, TimeTest) else (test[0], test[1].kind)
 
 
 class _Times:
@@ -124,26 +132,20 @@ class Columns:
         self._wanted: set[tuple[int, int]] = set()
         self._builder: threading.Thread | None = None
 
-    def count(self, generation: int, tests: list[tuple[int, ColumnTest] | TimeTest],
-              build: bool = True) -> int | None:
-        """The items passing every test (``(name code, test)``, or a date range) at
-        ``generation``; None when a column is not held for it (then read in the background
-        when ``build``)."""
+    def count(self, generation: int, tests: list[Test]) -> int | None:
+        """The items passing every test at ``generation``; None when a column is not held
+        for it."""
         import numpy as np
 
-        keys = [TIMES if isinstance(test, TimeTest) else (test[0], test[1].kind)
-                for test in tests]
+        keys = [_key(test) for test in tests]
         with self._lock:
             held = self._generation == generation and self._rowids is not None
             columns = [self._columns.get(key) for key in keys] if held else []
             rowids = self._rowids
-            if held and None not in columns:
-                for key in keys:
-                    self._columns.move_to_end(key)
-            else:
-                if build:
-                    self._want(keys)
+            if not held or None in columns:
                 return None
+            for key in keys:
+                self._columns.move_to_end(key)
         mask = None
         for column, test in zip(columns, tests, strict=True):
             passing = column.mask(test) if isinstance(test, TimeTest) else \
@@ -158,13 +160,15 @@ class Columns:
         if builder is not None:
             builder.join(timeout)
 
-    def _want(self, keys: list[tuple[int, int]]) -> None:
-        """(under the lock) Have these columns read, by the builder thread."""
-        self._wanted.update(keys)
-        if self._builder is None:
-            self._builder = threading.Thread(target=self._build, name="sharinghub-columns",
-                                             daemon=True)
-            self._builder.start()
+    def want(self, tests: list[Test]) -> None:
+        """Have the columns of these tests read at the store's latest generation, by a thread
+        of their own (one at a time; it ends when nothing more is wanted)."""
+        with self._lock:
+            self._wanted.update(_key(test) for test in tests)
+            if self._builder is None:
+                self._builder = threading.Thread(target=self._build, name="sharinghub-columns",
+                                                 daemon=True)
+                self._builder.start()
 
     def _build(self) -> None:
         try:

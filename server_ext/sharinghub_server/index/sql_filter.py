@@ -33,7 +33,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from .columns import ColumnTest, TimeTest
 from .packing import sql_unpack
@@ -589,6 +589,19 @@ class Cond:
         self.column: ColumnTest | TimeTest | None = None
 
 
+class PropsClause(NamedTuple):
+    """A predicate's test of one property's ``item_props`` rows."""
+
+    #: the property name, as a bound parameter
+    name: str
+    #: the test of its rows' ``kind`` and ``value`` (SQL)
+    clause: str
+    #: whether an item may pass with several rows (a test of several kinds)
+    several: bool
+    #: the same test as ranges of one kind's values, where it is one (:mod:`.columns`)
+    column: ColumnTest | None
+
+
 def props_cond(name: str, clause: str, several: bool = False) -> Cond:
     """The condition "the item has an ``item_props`` row named ``name`` (a bound parameter)
     passing ``clause`` (on ``kind`` and ``value``)"; ``several``: one item may have several
@@ -707,8 +720,7 @@ class FilterCompiler:
         if positive:
             found = self.props_clause(expr)
             if found is not None:
-                name, clause, _ = found
-                return props_cond(name, clause).scan or ""
+                return props_cond(found.name, found.clause).scan or ""
         if isinstance(expr, And):
             return "(" + " AND ".join(self.compile(a, top, positive) for a in expr.args) + ")" \
                 if expr.args else "1"
@@ -804,11 +816,10 @@ class FilterCompiler:
         kind = _KINDS.get(category)
         return (kind, converted) if kind is not None and converted is not None else (None, None)
 
-    def props_clause(self, expr: Any) -> tuple[str, str, bool] | None:
+    def props_clause(self, expr: Any) -> PropsClause | None:
         """For a predicate on one ``item_props`` property and literals, where an unknown
-        result counts as false: (the property name as a bound parameter, the test of its rows'
-        ``kind`` and ``value``, whether an item may pass with several rows). None for any
-        other expression."""
+        result counts as false: its test of the property's rows (:class:`PropsClause`). None
+        for any other expression."""
         b = self.b.bind
         if isinstance(expr, Compare):
             op = _OPS.get(expr.op) if isinstance(expr.op, str) else None
@@ -823,7 +834,11 @@ class FilterCompiler:
             kind, value = self._props_literal(right)
             if kind is None:
                 return None
-            return b(name), f"kind = {kind} AND value {op} {b(value)}", False
+            ranges = {"=": (value, True, value, True), "<": (None, False, value, False),
+                      "<=": (None, False, value, True), ">": (value, False, None, False),
+                      ">=": (value, True, None, False)}
+            return PropsClause(b(name), f"kind = {kind} AND value {op} {b(value)}", False,
+                               ColumnTest(name, kind, [ranges[op]]) if op in ranges else None)
         if isinstance(expr, Between):
             name = self._props_name(expr.prop)
             if name is None:
@@ -832,7 +847,9 @@ class FilterCompiler:
                                               self._props_literal(expr.high))
             if kind is None or kind != high_kind:
                 return None
-            return b(name), f"kind = {kind} AND value >= {b(low)} AND value <= {b(high)}", False
+            return PropsClause(b(name), f"kind = {kind} AND value >= {b(low)} AND value <= "
+                                        f"{b(high)}", False,
+                               ColumnTest(name, kind, [(low, True, high, True)]))
         if isinstance(expr, In):
             name = self._props_name(expr.prop)
             if name is None or not expr.values:
@@ -848,7 +865,9 @@ class FilterCompiler:
                 return None
             tests = [f"(kind = {kind} AND value IN ({', '.join(b(v) for v in values)}))"
                      for kind, values in groups.items()]
-            return b(name), " OR ".join(tests), len(groups) > 1
+            (kind, values), *others = groups.items()
+            return PropsClause(b(name), " OR ".join(tests), bool(others), None if others else
+                               ColumnTest(name, kind, [(v, True, v, True) for v in values]))
         if isinstance(expr, Like):
             name = self._props_name(expr.prop)
             if name is None or not isinstance(expr.pattern, str):
@@ -858,11 +877,13 @@ class FilterCompiler:
             upper = _after_prefix(prefix)
             if prefix and upper is not None:  # an index range
                 clause += f" AND value >= {b(prefix)} AND value < {b(upper)}"
-            return b(name), f"{clause} AND value GLOB {b(like_to_glob(expr.pattern))}", False
+            return PropsClause(b(name), f"{clause} AND value GLOB "
+                                        f"{b(like_to_glob(expr.pattern))}", False, None)
         if isinstance(expr, Prop):
             name = self._props_name(expr)
-            return None if name is None else (b(name), f"kind = {KIND_BOOLEAN} AND value = 1",
-                                              False)
+            return None if name is None else PropsClause(
+                b(name), f"kind = {KIND_BOOLEAN} AND value = 1", False,
+                ColumnTest(name, KIND_BOOLEAN, [(1, True, 1, True)]))
         if isinstance(expr, Temporal):
             template = TEMPORAL_SQL.get(expr.op.lower()) if isinstance(expr.op, str) else None
             left, right = self._props_name(expr.left), self._props_name(expr.right)
@@ -877,49 +898,7 @@ class FilterCompiler:
             value = ("value", "value")
             a, c = (value, bounds) if left is not None else (bounds, value)
             test = template.format(a0=a[0], a1=a[1], b0=c[0], b1=c[1])
-            return b(left or right), f"kind = {KIND_TIME} AND ({test})", False
-        return None
-
-    def column_test(self, expr: Any) -> ColumnTest | None:
-        """The test :meth:`props_clause` makes of ``expr`` as ranges of one kind's values
-        (binding nothing), when it is one: comparisons but ``<>``, BETWEEN, IN of one kind,
-        a boolean property."""
-        if isinstance(expr, Compare):
-            op = _OPS.get(expr.op) if isinstance(expr.op, str) else None
-            left, right = expr.left, expr.right
-            if op is None or op == "<>":
-                return None
-            if not isinstance(left, Prop) and isinstance(right, Prop):
-                left, right, op = right, left, _FLIP[op]
-            name = self._props_name(left)
-            if name is None or isinstance(right, Prop):
-                return None
-            kind, v = self._props_literal(right)
-            if kind is None:
-                return None
-            ranges = {"=": (v, True, v, True), "<": (None, False, v, False),
-                      "<=": (None, False, v, True), ">": (v, False, None, False),
-                      ">=": (v, True, None, False)}
-            return ColumnTest(name, kind, [ranges[op]])
-        if isinstance(expr, Between):
-            name = self._props_name(expr.prop)
-            (kind, low), (high_kind, high) = (self._props_literal(expr.low),
-                                              self._props_literal(expr.high))
-            if name is None or kind is None or kind != high_kind:
-                return None
-            return ColumnTest(name, kind, [(low, True, high, True)])
-        if isinstance(expr, In):
-            name = self._props_name(expr.prop)
-            found = [self._props_literal(v) for v in expr.values
-                     if _category(v) != "json"] if name is not None else []
-            kinds = {kind for kind, _ in found if kind is not None}
-            if name is None or len(kinds) != 1 or len(found) != len(expr.values):
-                return None
-            return ColumnTest(name, kinds.pop(),
-                              [(v, True, v, True) for kind, v in found if kind is not None])
-        if isinstance(expr, Prop):
-            name = self._props_name(expr)
-            return None if name is None else ColumnTest(name, KIND_BOOLEAN, [(1, True, 1, True)])
+            return PropsClause(b(left or right), f"kind = {KIND_TIME} AND ({test})", False, None)
         return None
 
     # -- typed views -----------------------------------------------------------------------
@@ -1182,9 +1161,9 @@ def compile_filter(expr: Any, binder: Binder) -> list[Cond]:
     for part in _conjuncts(expr):
         found = compiler.props_clause(part)
         if found is not None:
-            cond = props_cond(*found)
-            cond.column = None if found[2] else compiler.column_test(part)
-            if isinstance(part, Like) and "value >=" not in found[1]:
+            cond = props_cond(found.name, found.clause, found.several)
+            cond.column = found.column
+            if isinstance(part, Like) and "value >=" not in found.clause:
                 cond.estimate = None  # no index range: estimating would read every value
             conds.append(cond)
             continue

@@ -121,7 +121,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from .checkpoint import Checkpointer
-from .columns import Columns, ColumnTest, TimeTest
+from .columns import Columns, Test, TimeTest
 from .packing import GEOMETRY, PROPS, REST, STATE, pack_json, unpack_json
 from .query import Budget, Interval, Page, Query, QueryError, QueryInterrupted
 from .sql_filter import (
@@ -1327,7 +1327,7 @@ class SQLiteStore(IndexStore):
         costs about as much per row and serves every later count until the next write."""
         if len(where) < 2:
             return None
-        tests: list[tuple[int, ColumnTest] | TimeTest] = []
+        tests: list[Test] = []
         for column in (c.column for c in where):
             if isinstance(column, TimeTest):
                 tests.append(column)
@@ -1336,10 +1336,10 @@ class SQLiteStore(IndexStore):
             if column is None or code is None:
                 return None  # (a property no item has: SQL finds none at once)
             tests.append((code, column))
-        count = self._columns.count(generation, tests, build=False)
+        count = self._columns.count(generation, tests)
         if count is None and all((self._estimate(conn, generation, c, params) or 0)
                                  >= ESTIMATE_CAP for c in where):
-            self._columns.count(generation, tests)  # (read in the background: SQL counts)
+            self._columns.want(tests)  # (read in the background: SQL counts meanwhile)
         return count
 
     def _read_at(self, fn: Callable[[sqlite3.Connection, int], None]) -> None:
