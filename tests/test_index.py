@@ -1165,20 +1165,14 @@ DATED = [(Compare(">=", N, 5), Interval(ts("2019-03-01T00:00:00Z"), None)),
 @pytest.mark.parametrize("expr,interval", [*((e, None) for e in COLUMN_CONJUNCTIONS), *DATED],
                          ids=repr)
 def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, interval):
-    """A conjunction of property tests and date ranges whose every test has many matches is
-    counted by SQL while its columns are read in the background, then from the columns: the
-    JSON's count either way, the same pages; a write makes SQL count again until the columns
-    are read at the new generation."""
-    import sharinghub_server.index.sql_filter as sql_filter
-
-    for module in (sql_filter, sqlite_store):
-        monkeypatch.setattr(module, "ESTIMATE_CAP", 3)  # (a test of 3 matches has "many")
+    """A conjunction of property tests and date ranges that SQL took long to count (here:
+    any) is counted from its columns once they are read in the background: the JSON's count
+    either way, the same pages; a write makes SQL count again until the columns are read at
+    the new generation."""
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)
     dated = {"datetime": interval} if interval is not None else {}
-    parts = [*(expr.args if isinstance(expr, And) else [expr])]
-    # columns: every part is a column test (not t_during) with 3 matches or more
-    columns = "t_during" not in repr(expr) and len(parts) + len(dated) > 1 and all(
-        len(found(mixed, filter=Not(Not(part)))) >= 3 for part in parts) and \
-        len(found(mixed, **dated)) >= 3
+    # columns: every part is a column test (not t_during) of a property some item has
+    columns = "t_during" not in repr(expr) and "no:such" not in repr(expr)
 
     def sql_counts() -> int:
         """SQL counts of one count of ``expr`` (the result caches emptied)."""
@@ -1208,6 +1202,26 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, i
         everything = order(mixed, filter=expr, **dated)
         assert set(everything) == expected
         assert paged(mixed, 7, filter=expr, **dated) == everything
+
+
+def test_conjunctions_quick_to_count_by_sql_read_no_columns(mixed, monkeypatch):
+    """Columns are read only after SQL took ``_COLUMNS_AFTER`` over a count: a quick count
+    leaves nothing to read, and the next count is SQL's again."""
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)
+    expr = And((Between(S, 0, 20), Compare(">=", N, 5)))
+    expected = len(found(mixed, filter=Not(Not(expr))))
+    for _ in range(2):
+        mixed._cache.clear()
+        assert mixed.search(Query(limit=0, filter=expr)).matched == expected
+        assert mixed._columns._builder is None and not mixed._columns._wanted
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)
+    mixed._cache.clear()
+    assert mixed.search(Query(limit=0, filter=expr)).matched == expected
+    mixed._columns.wait()
+    generation = mixed._generation(mixed._conn())
+    tests = mixed._column_tests(mixed._conn(),
+                                sqlite_store.compile_filter(expr, sqlite_store.Binder()))
+    assert mixed._columns.count(generation, tests) == expected
 
 
 @pytest.mark.parametrize("expr,walks", [
