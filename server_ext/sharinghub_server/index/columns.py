@@ -75,7 +75,8 @@ class _Times:
     def __init__(self, start: Any, end: Any) -> None:
         self.start, self.end = start, end
 
-    def mask(self, test: TimeTest) -> Any:
+    def mask(self, test: TimeTest, size: int) -> Any:
+        """Whether each item (by position; ``size`` of them) passes ``test``."""
         import numpy as np
 
         with np.errstate(invalid="ignore"):  # (NaN compares false, as NULL does)
@@ -148,8 +149,7 @@ class Columns:
                 self._columns.move_to_end(key)
         mask = None
         for column, test in zip(columns, tests, strict=True):
-            passing = column.mask(test) if isinstance(test, TimeTest) else \
-                column.mask(test[1], len(rowids))
+            passing = column.mask(test if isinstance(test, TimeTest) else test[1], len(rowids))
             mask = passing if mask is None else np.logical_and(mask, passing, out=mask)
         return int(np.count_nonzero(mask)) if mask is not None else len(rowids)
 

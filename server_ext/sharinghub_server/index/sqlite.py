@@ -796,9 +796,8 @@ class SQLiteStore(IndexStore):
         """name -> its ``prop_names`` code, coding new names (known to this store's cache
         once the write commits: a rolled back code must not be used)."""
         codes = changes.names
-        for name in names - codes.keys():
-            with self._lock:
-                code = self._names.get(name)
+        for name in names - codes.keys():  # (not coded by this transaction: committed, or new)
+            code = self._name_code(conn, name)
             if code is None:
                 conn.execute("INSERT OR IGNORE INTO prop_names (name) VALUES (?)", (name,))
                 code = conn.execute("SELECT code FROM prop_names WHERE name = ?",
@@ -1332,17 +1331,18 @@ class SQLiteStore(IndexStore):
         the background (at ~0.3 us a row, every item's and each tested property's), while
         SQL intersects the tests' matches row by row, at 0.4 us a row at 100,000 items and
         1-4 us at 1,000,000 (an index bigger than the caches)."""
-        if len(where) < 2 or any(c.column is None for c in where):
+        if len(where) < 2:
             return None
         tests: list[Test] = []
         for column in (c.column for c in where):
+            if column is None:
+                return None
             if isinstance(column, TimeTest):
                 tests.append(column)
-                continue
-            code = None if column is None else self._name_code(conn, column.name)
-            if column is None or code is None:
+            elif (code := self._name_code(conn, column.name)) is not None:
+                tests.append((code, column))
+            else:
                 return None  # (a property no item has: SQL finds none at once)
-            tests.append((code, column))
         return tests
 
     def _read_at(self, fn: Callable[[sqlite3.Connection, int], None]) -> None:
