@@ -1478,6 +1478,31 @@ def test_ranked_phrases_rank_alike_with_the_token_counts_bound(mixed, monkeypatc
         assert all("café" in s for s in counted)
 
 
+@pytest.mark.parametrize("q", [["river crop"], ["alpha beta"], ["flood", "beta gamma"],
+                               ["urban delta"], ["nope river"]])
+def test_a_ranked_search_of_free_text_alone_reads_its_matches_once_to_count(mixed, monkeypatch,
+                                                                             q):
+    """Free text alone, ranked: its matches are counted once, in full, and that count picks
+    bm25 (at most ``_BM25_MAX`` matches) or fields then recency: no count capped at
+    ``_BM25_MAX`` first, which read the same postings again when there were more."""
+    n = len(found(mixed, q=q))
+    for bm25_max in (n - 1, n):
+        monkeypatch.setattr(sqlite_store, "_BM25_MAX", bm25_max)
+        mixed._cache.clear()
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        page = mixed.search(Query(q=q, limit=2))
+        mixed._conn().set_trace_callback(None)
+        assert page.matched == n
+        counts = [s for s in statements if s.startswith("SELECT count(*)") and "MATCH" in s]
+        assert len(counts) == 1 and "LIMIT" not in counts[0]
+        if page.next_token is not None:
+            fields = sqlite_store._decode_token(page.next_token)["s"][0] == "rank-fields"
+            assert fields == (n > bm25_max)
+        ranked = order(mixed, q=q)
+        assert len(ranked) == n and paged(mixed, 3, q=q) == ranked
+
+
 def test_maintenance_runs_after_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 0.05)
     store = open_store(f"sqlite:///{tmp_path}/m.sqlite")

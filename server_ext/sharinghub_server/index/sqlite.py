@@ -960,7 +960,8 @@ class SQLiteStore(IndexStore):
                 if token is not None:
                     fields = token["s"][0] == "rank-fields"
                 else:
-                    fields = self._more_than(conn, generation, where[0], params, _BM25_MAX)
+                    fields = self._more_than(conn, generation, where[0], params, _BM25_MAX,
+                                             alone=len(where) == 1)
                 signature = ["rank-fields" if fields else "rank", list(query.q or ())]
                 if fields:
                     keys = _FIELDS_KEYS
@@ -1272,14 +1273,20 @@ class SQLiteStore(IndexStore):
         return not (walkable and (limit + 1) * total <= _DENSE_SCAN * matches)
 
     def _more_than(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
-                   n: int) -> bool:
-        """Whether the free-text condition matches more than n items (counting no
-        further)."""
+                   n: int, alone: bool = False) -> bool:
+        """Whether the free-text condition matches more than n items (counting no further,
+        unless it is the search's only condition, ``alone``: then counting them all costs
+        no more when they are at most n, and beyond n the search counts them all anyway: at
+        1,000,000 items, "for model the" read its postings in 31 ms up to 3,001 matches,
+        then again in 121 ms for all 11,883)."""
         if cond.only and "term_docs" in cond.only:  # counted already
             return (self._estimate(conn, generation, cond, params) or 0) > n
         if cond.bound is not None and self._cached(
                 conn, generation, cond.bound, params, lambda cursor: cursor.fetchone()[0]) <= n:
             return False  # (a phrase with a rare word: no need to read its matches twice)
+        if alone and cond.only:
+            return self._cached(conn, generation, cond.only, params,
+                                lambda cursor: cursor.fetchone()[0]) > n
         return self._cached(conn, generation,
                             f"SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE "
                             f"{_fts_condition(cond)} LIMIT {n + 1})", params,
