@@ -1503,6 +1503,41 @@ def test_a_ranked_search_of_free_text_alone_reads_its_matches_once_to_count(mixe
         assert len(ranked) == n and paged(mixed, 3, q=q) == ranked
 
 
+def test_free_text_in_a_date_range_is_listed_when_the_range_leaves_few_of_its_matches(
+        mixed, monkeypatch):
+    """A free-text test of the rows found otherwise lists its matches (an IN list) rather
+    than looking each row up, when listing costs less; a date range bounds the listing to
+    its recency keys, so its share of the items is the share of the matches listed. Listed,
+    it tests rows found from the R*Tree (on either side of the antimeridian) by their rowid
+    there, before their ``items`` rows are read."""
+    monkeypatch.setattr(sqlite_store, "_COLLECT_MAX", 0)  # (counted, then paged)
+    monkeypatch.setattr(sqlite_store, "_COST_PROBE", 1.0)
+    monkeypatch.setattr(sqlite_store, "_COST_LIST", 0.5)
+    narrow = Interval(ts("2020-01-01T00:00:00Z"), ts("2020-07-01T00:00:00Z"))
+    river = found(mixed, q=["river"])
+    # everywhere: the range's items, each looked up, cost more than the word's matches in the
+    # range listed (not than all of them); a small box leaves few items to look up
+    for box_, listed in (((-180, -90, 180, 90), True), ((0, 0, 40, 40), False),
+                         ((-10, -90, -20, 90), True), ((150, -90, -170, 90), False)):
+        query = {"q": ["river"], "datetime": narrow, "bbox": box_,
+                 "sortby": [("datetime", "desc")]}
+        want = river & found(mixed, datetime=narrow, bbox=box_)
+        assert want
+        mixed._cache.clear()
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        page = mixed.search(Query(limit=3, **query))
+        mixed._conn().set_trace_callback(None)
+        [count] = [s for s in statements if s.startswith("SELECT count(*)") and "MATCH" in s
+                   and "items_rtree" in s]
+        rowid = "r.item" if box_[0] > box_[2] else "r.id >> 1"
+        assert (f"+{rowid} IN (SELECT rowid FROM items_fts" in count) == listed
+        assert ("AND rowid = items.rowid)" in count) == (not listed)
+        assert page.matched == len(want)
+        got = paged(mixed, 4, **query)
+        assert set(got) == want and got == order(mixed, **query)
+
+
 def test_maintenance_runs_after_writes(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 0.05)
     store = open_store(f"sqlite:///{tmp_path}/m.sqlite")

@@ -289,10 +289,11 @@ RTREE_TIME_UNIT = 8_640_000.0
 
 
 def rtree_subquery(binder: Binder, box: tuple[float, float, float, float],
-                   exact: bool = False, span: tuple[float, float] | None = None) -> str:
+                   exact: bool = False, span: tuple[float, float] | None = None,
+                   distinct: bool = False) -> str:
     """SQL selecting (as ``item``) the rowids of items whose R*Tree box intersects ``box``.
     R*Tree entry ids are ``rowid * 2 + part`` (an item crossing the antimeridian has two
-    entries, so a rowid may come twice).
+    entries, so a rowid may come twice, unless ``distinct``).
 
     ``span``: also only items whose [start, end] may intersect this interval (the R*Tree's
     third dimension, rounded outwards: a superset, which the date range itself narrows;
@@ -302,8 +303,9 @@ def rtree_subquery(binder: Binder, box: tuple[float, float, float, float],
     rounding distance of the query's edges also pass the test on the item's exact bbox (the
     auxiliary columns ``west``..``north``, antimeridian-aware; reading them costs a lookup,
     which entries clear of the edges never pay)."""
-    return " UNION ALL ".join(f"SELECT id >> 1 AS item FROM items_rtree WHERE {t.format(t='')}"
-                              for t in _rtree_tests(binder, box, exact, span))
+    union = " UNION " if distinct else " UNION ALL "
+    return union.join(f"SELECT id >> 1 AS item FROM items_rtree WHERE {t.format(t='')}"
+                      for t in _rtree_tests(binder, box, exact, span))
 
 
 def time_rtree_test(binder: Binder, span: tuple[float, float], exact: bool) -> str:
@@ -562,6 +564,8 @@ class Cond:
     * ``span``: for a date range, its [start, end] in epoch seconds (infinite when open);
     * ``rowids``: for free text, the test of ``items_fts.rowid`` that a date range of the same
       search allows (rowids are recency keys), for queries reading the FTS index in order;
+      ``within``: that date range's condition (its share of the items estimates the share of
+      the free text's matches that a listing bounded by ``rowids`` reads);
     * ``collections``: for the search's collections, their test on a column ``collection``
       (of ``items``, or of the store's per-collection tables), to count them with a date range;
     * ``bound``: for free text, a query giving a number its matches do not exceed, read from
@@ -573,7 +577,7 @@ class Cond:
     """
 
     __slots__ = ("bound", "collections", "column", "drive", "estimate", "kind", "only", "probe",
-                 "props", "rowids", "scan", "sides", "span", "sql")
+                 "props", "rowids", "scan", "sides", "span", "sql", "within")
 
     def __init__(self, sql: str, *, scan: str | None = None, kind: str = "",
                  only: str | None = None, estimate: str | int | None = None,
@@ -584,6 +588,7 @@ class Cond:
         self.estimate, self.probe, self.drive, self.props = estimate, probe, drive, props
         self.sides, self.span = sides, span
         self.rowids: str | None = None
+        self.within: Cond | None = None
         self.collections: str | None = None
         self.bound: str | None = None
         self.column: ColumnTest | TimeTest | None = None

@@ -1410,7 +1410,7 @@ class SQLiteStore(IndexStore):
         fts = [c for c in rest if c.kind == "fts"]
         if fts and len(rest) > 1 and rows < ESTIMATE_CAP:
             # free text is tested on the rows that pass the other conditions too: how many
-            listing = min(self._estimate(conn, generation, c, params) or 0 for c in fts)
+            listing = min(self._listing(conn, generation, c, params) for c in fts)
             if rows * _COST_PROBE >= listing * _COST_LIST:
                 rows = self._count(conn, generation, [c for c in where if c.kind != "fts"],
                                    params)
@@ -1431,7 +1431,7 @@ class SQLiteStore(IndexStore):
             joins.append(f" CROSS JOIN item_props AS {alias} ON {alias}.item = {rowid} AND "
                          f"{alias}.name = {name_code(name)} AND ({qualify_props(clause, alias)})")
         rest = [c for c in rest if c.props is None]
-        tests = [self._test(conn, generation, c, params, rows) for c in rest]
+        tests = [self._test(conn, generation, c, params, rows, rowid) for c in rest]
         if items or any("items." in t or "docs." in t for t in [term, *tests]):
             joins.append(f" CROSS JOIN items ON items.rowid = {rowid}")
         return source + "".join(joins), [term, *listed, *_fts_last(rest, tests)]
@@ -1472,13 +1472,31 @@ class SQLiteStore(IndexStore):
                             cond.estimate.removesuffix(capped) + f"LIMIT {limit})", params,
                             lambda cursor: cursor.fetchone()[0])
 
+    def _listing(self, conn: sqlite3.Connection, generation: int, cond: Cond,
+                 params: dict) -> float:
+        """How many matches listing a free-text condition's reads: its estimate, or when a
+        date range bounds the listing by recency keys, the range's share of it (at 1,000,000
+        items, "and" in a date range and a box: the box's 10,935 items probed one by one in
+        153 ms, the 273,480 matches in the range listed in 85, all 671,373 in 147)."""
+        listing = self._estimate(conn, generation, cond, params) or 0
+        if cond.within is not None and listing:
+            dated = self._estimate(conn, generation, cond.within, params)
+            if dated is not None:
+                listing *= min(1.0, dated / (self._total(conn, generation) or 1))
+        return listing
+
     def _test(self, conn: sqlite3.Connection, generation: int, cond: Cond, params: dict,
-              rows: float) -> str:
-        """A condition as the test of ``rows`` rows found otherwise."""
+              rows: float, rowid: str = "items.rowid") -> str:
+        """A condition as the test of ``rows`` rows found otherwise. ``rowid``: the rows'
+        rowid where it is not ``items``' own (rows found from another table): free text
+        listed tests it before ``items`` is joined, sparing the lookups of the rows it
+        rejects (looked up in the FTS index, it still comes last, after cheaper tests)."""
         if cond.probe is not None:
-            listing = self._estimate(conn, generation, cond, params) or 0
+            listing = self._listing(conn, generation, cond, params)
             if rows * _COST_PROBE < listing * _COST_LIST:
                 return cond.probe
+            if rowid != "items.rowid":
+                return f"+{rowid} IN ({_fts_matches(cond)})"
         return cond.scan or cond.sql
 
     def _estimate(self, conn: sqlite3.Connection, generation: int, cond: Cond,
@@ -1560,7 +1578,9 @@ class SQLiteStore(IndexStore):
                 drive = (*join, "r.id >> 1")
             else:  # (an R*Tree query per side of the antimeridian: one entry may match both)
                 count = f"SELECT count(DISTINCT item) FROM ({rtree})"
-                drive = None
+                # (the items, each once, for other tests of the rowid before items is read)
+                once = rtree_subquery(binder, box, exact=True, span=span, distinct=True)
+                drive = (f"({once}) AS r", "1", "r.item")
             where.append(Cond(
                 f"items.rowid IN ({rtree})", scan=bbox_test(binder, box), kind="bbox",
                 only=None if span else count, drive=drive,
@@ -1587,10 +1607,10 @@ class SQLiteStore(IndexStore):
                 # the free-text matches the date range can be among: rowids are recency keys
                 fts = where[0]
                 a, b = binder.bind(rowids[0]), binder.bind(rowids[1])
-                matches = (f"SELECT rowid FROM items_fts WHERE {_fts_condition(fts)} "
-                           f"AND rowid BETWEEN {a} AND {b}")
-                fts.sql, fts.scan = f"items.rowid IN ({matches})", f"+items.rowid IN ({matches})"
                 fts.rowids = f"items_fts.rowid BETWEEN {a} AND {b}"
+                fts.within = where[-1]
+                matches = _fts_matches(fts)
+                fts.sql, fts.scan = f"items.rowid IN ({matches})", f"+items.rowid IN ({matches})"
         if query.filter is not None:
             for cond in compile_filter(query.filter, binder):
                 if cond.sides is not None:
@@ -1913,6 +1933,13 @@ def _fts_condition(fts: Cond) -> str:
     m = _PARAM.search(fts.sql)  # items.rowid IN (SELECT ... WHERE items_fts MATCH :p)
     assert m is not None
     return f"items_fts MATCH :{m.group(1)}"
+
+
+def _fts_matches(fts: Cond) -> str:
+    """The rowids of the free-text condition's matches (within the recency keys of the
+    search's date range, if any)."""
+    within = f" AND {fts.rowids}" if fts.rowids else ""
+    return f"SELECT rowid FROM items_fts WHERE {_fts_condition(fts)}{within}"
 
 
 _PARAM = re.compile(r":([A-Za-z_]\w*)")
