@@ -1127,6 +1127,39 @@ def test_conditions_past_the_estimate_cap_answer_alike(mixed, plans, monkeypatch
                                                        i))
 
 
+def test_conditions_past_the_cap_leaving_few_matches_are_listed_at_once(mixed, monkeypatch):
+    """Conditions each past the estimate cap, but leaving few matches between them (counted
+    further, as the plan counts them, and taken as independent), are listed by one query
+    that both counts and pages; leaving many, or with a date range (a page in date order
+    walks the range), they are counted, then paged."""
+    import sharinghub_server.index.sql_filter as sql_filter
+
+    for module in (sql_filter, sqlite_store):
+        monkeypatch.setattr(module, "ESTIMATE_CAP", 10)
+    monkeypatch.setattr(sqlite_store, "_COLLECT_MAX", 60)
+    monkeypatch.setattr(sqlite_store, "_DENSE_SCAN", 1)  # (no walk along the date index)
+    dataset = found(mixed, collections=["dataset"])
+    always = {"datetime": Interval(ts("2010-01-01T00:00:00Z"), ts("2030-01-01T00:00:00Z"))}
+    for box_, dated, listed in (((0, -60, 90, 60), {}, True), ((-180, -90, 180, 90), {}, False),
+                                ((170, -60, -100, 60), {}, True),
+                                ((0, -60, 90, 60), always, False)):
+        boxed = found(mixed, bbox=box_)
+        want = dataset & boxed & found(mixed, **dated)
+        assert len(dataset) > 10 and len(boxed) > 10 and want and (len(want) <= 60 or not listed)
+        assert (len(dataset) * len(boxed) <= 60 * len(mixed.items)) == (listed or bool(dated))
+        query = {"collections": ["dataset"], "bbox": box_, **dated}
+        mixed._cache.clear()
+        mixed._rows.clear()
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        page = mixed.search(Query(limit=3, **query))
+        mixed._conn().set_trace_callback(None)
+        assert any("LIMIT 61" in s for s in statements) == listed
+        assert page.matched == len(want)
+        got = paged(mixed, 4, **query)
+        assert set(got) == want and got == order(mixed, **query)
+
+
 COLUMN_CONJUNCTIONS = [
     And((Between(S, 0, 20), Compare(">=", N, 5))),
     And((Compare("<", S, 10.5), Compare("<=", N, 7))),
