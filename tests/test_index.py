@@ -1237,6 +1237,57 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, i
         assert paged(mixed, 7, filter=expr, **dated) == everything
 
 
+def test_first_pages_in_date_order_come_from_held_columns_as_sql_orders_them(store,
+                                                                             monkeypatch):
+    """Once the columns of a conjunction are held, its first page in date order is the
+    passing items nearest that end of the recency keys, with every item of the last one's
+    second, sorted by SQL: the same pages as SQL's, however items within one second were
+    indexed (not in date order here) and wherever the page ends."""
+    seconds = ["2021-05-01T10:00:00.750Z", "2021-05-01T10:00:00Z", "2021-05-01T10:00:00.250Z",
+               "2021-05-01T10:00:00.500Z", "2021-05-01T10:00:00.999Z"]
+    datetimes = [*seconds, "2021-05-01T10:00:01Z", "2021-05-01T09:59:59.500Z",
+                 "2019-01-01T00:00:00Z", "2024-02-02T02:02:02.020Z", None, None,
+                 "2021-05-01T09:59:59.900Z", *seconds]
+    items = [feature(f"s/{i:02d}", "dataset", dt=dt, geometry=box(0, 0, 1, 1), stars=i % 9,
+                     score=i % 4) for i, dt in enumerate(datetimes)]
+    for item in items:  # (one write each: the order of indexing within a second)
+        store.apply("gitlab", [update(item)], [])
+    expr = And((Compare(">=", N, 1), Compare("<=", S, 2)))
+    want = {i["id"] for i in items if i["properties"]["stars"] >= 1
+            and i["properties"]["score"] <= 2}
+    assert 8 < len(want) < len(items)
+
+    def pages() -> dict:
+        return {(direction, limit): (store.search(Query(limit=limit, filter=expr, sortby=[
+            ("datetime", direction)])), paged(store, limit, filter=expr, sortby=[
+                ("datetime", direction)])) for direction in ("desc", "asc")
+            for limit in range(1, 12)}
+
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)
+    by_sql = pages()
+    assert set(by_sql[("desc", 11)][1]) == want
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)
+    store._cache.clear()
+    store.search(Query(limit=0, filter=expr))
+    store._columns.wait()
+    store._cache.clear()
+    store._rows.clear()
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)  # (this thread's connection)
+    by_columns = pages()
+    store._conn().set_trace_callback(None)
+    assert not [s for s in statements if s.startswith("SELECT count(")  # (not capped)
+                and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")]
+    firsts = [s for s in statements if s.startswith("SELECT items.datetime, ")
+              and " FROM items WHERE items.rowid IN (" in s]
+    assert len(firsts) == 2 * len(by_sql)  # (each first page, twice: found by the columns)
+    for key, (page, everything) in by_sql.items():
+        first, all_of_them = by_columns[key]
+        assert [i["id"] for i in first.items] == [i["id"] for i in page.items], key
+        assert (first.matched, first.next_token) == (page.matched, page.next_token), key
+        assert all_of_them == everything, key
+
+
 def test_conjunctions_quick_to_count_by_sql_read_no_columns(mixed, monkeypatch):
     """Columns are read only after SQL took ``_COLUMNS_AFTER`` over a count: a quick count
     leaves nothing to read, and the next count is SQL's again."""

@@ -138,6 +138,40 @@ class Columns:
         for it."""
         import numpy as np
 
+        found = self._mask(generation, tests)
+        if found is None:
+            return None
+        mask, rowids = found
+        return int(np.count_nonzero(mask)) if mask is not None else len(rowids)
+
+    def ends(self, generation: int, tests: list[Test], n: int, newest: bool,
+             shift: int) -> tuple[int, Any] | None:
+        """(how many items pass every test, the rowids of the ``n`` passing items nearest
+        the newest end of the rowids - or the oldest - and of every other passing item whose
+        rowid has the same value past ``shift`` bits as the nth's); None when a column is not
+        held for ``generation``. With rowids that are recency keys (seconds, then
+        ``shift`` bits of order within one), these are the items a page of ``n`` in date
+        order is among, whatever the order of items within a second."""
+        import numpy as np
+
+        found = self._mask(generation, tests)
+        if found is None:
+            return None
+        mask, rowids = found
+        passing = rowids[mask] if mask is not None else rowids  # (ascending)
+        if n <= 0 or not len(passing):
+            return len(passing), passing[:0]
+        if newest:
+            last = passing[max(0, len(passing) - n)] >> shift
+            return len(passing), passing[np.searchsorted(passing, last << shift):]
+        last = passing[min(len(passing), n) - 1] >> shift
+        return len(passing), passing[:np.searchsorted(passing, (last + 1) << shift)]
+
+    def _mask(self, generation: int, tests: list[Test]) -> tuple[Any, Any] | None:
+        """(the mask of the items passing every test, None for no test; every rowid) at
+        ``generation``, None when a column is not held for it."""
+        import numpy as np
+
         keys = [_key(test) for test in tests]
         with self._lock:
             held = self._generation == generation and self._rowids is not None
@@ -151,7 +185,7 @@ class Columns:
         for column, test in zip(columns, tests, strict=True):
             passing = column.mask(test if isinstance(test, TimeTest) else test[1], len(rowids))
             mask = passing if mask is None else np.logical_and(mask, passing, out=mask)
-        return int(np.count_nonzero(mask)) if mask is not None else len(rowids)
+        return mask, rowids
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for the columns being read (tests)."""
