@@ -1288,6 +1288,31 @@ def test_first_pages_in_date_order_come_from_held_columns_as_sql_orders_them(sto
         assert all_of_them == everything, key
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_a_collection_in_a_date_range_is_found_from_the_range_or_walked_in_the_collection(
+        mixed, monkeypatch, dense):
+    """A collection's items in a date range, in date order: found from the range and
+    sorted, the collection a test of each row (SQLite would rather walk the collection's
+    index in date order, through every newer item); or, dense, walked along that index from
+    the range's end: the same pages either way."""
+    monkeypatch.setattr(sqlite_store, "_COLLECT_MAX", 0)  # (counted, then paged)
+    monkeypatch.setattr(sqlite_store, "_DENSE_SCAN", 10**9 if dense else 1)
+    query = {"collections": ["dataset"],
+             "datetime": Interval(ts("2018-01-01T00:00:00Z"), ts("2018-06-01T00:00:00Z"))}
+    want = found(mixed, collections=["dataset"]) & found(mixed, datetime=query["datetime"])
+    assert 3 < len(want) < 100
+    statements: list[str] = []
+    mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+    page = mixed.search(Query(limit=3, **query))
+    mixed._conn().set_trace_callback(None)
+    [select] = [s for s in statements if s.startswith("SELECT items.datetime, items.id")]
+    assert ("INDEXED BY items_collection_datetime" in select) == dense
+    assert ("+items.collection IN (" in select) == (not dense)
+    assert page.matched == len(want)
+    got = paged(mixed, 3, **query)
+    assert set(got) == want and got == order(mixed, **query)
+
+
 def test_conjunctions_quick_to_count_by_sql_read_no_columns(mixed, monkeypatch):
     """Columns are read only after SQL took ``_COLUMNS_AFTER`` over a count: a quick count
     leaves nothing to read, and the next count is SQL's again."""

@@ -1062,16 +1062,19 @@ class SQLiteStore(IndexStore):
         dense = (keys[0][0] in _INDEXED or lead is not None) and (
             walked <= _DENSE_SCAN or self._walk_cheaper(conn, generation, where, params, walked))
         if dense:
-            terms = [self._test(conn, generation, c, params, walked) for c in where]
+            one = next((c for c in where if c.kind == "index" and c.sql.startswith(
+                "items.collection IN (") and c.sql.count(",") == 0), None)  # one collection
+            walks_one = keys[0][0] == "items.datetime" and lead is None and one is not None
+            terms = [c.sql if walks_one and c is one else  # (the index's first column)
+                     self._test(conn, generation, c, params, walked) for c in where]
             if lead is not None:
                 yield from self._props_walk(binder, terms, order, lead, token, total, walked)
                 return
             source = "items"
             index = _WALK_INDEX.get(keys[0][0])
             if keys[0][0] == "items.datetime":
-                if any(c.kind == "index" and c.sql.startswith("items.collection IN (") and
-                       c.sql.count(",") == 0 for c in where):
-                    index = "items_collection_datetime"  # one collection
+                if walks_one:
+                    index = "items_collection_datetime"
                 terms += self._datetime_seeks(conn, generation, where, binder)
             if index is not None:  # (SQLite, not knowing how many rows pass, may sort all)
                 source += f" INDEXED BY {index}"
@@ -1572,8 +1575,12 @@ class SQLiteStore(IndexStore):
         if query.collections:
             test = _in_list("collection", sorted(set(query.collections)), binder)
             count = f"SELECT coalesce(sum(n), 0) FROM collection_stats WHERE {test}"
-            where.append(Cond(_in_list("items.collection", query.collections, binder),
-                              kind="index", only=count, estimate=count))
+            collections = _in_list("items.collection", query.collections, binder)
+            # (tested on rows found otherwise, not an index SQLite may prefer for the order:
+            # a collection's items in an old date range walked its newer items, 38 ms at
+            # 1,000,000 items against 4 from the range's own index)
+            where.append(Cond(collections, scan=f"+{collections}", kind="index", only=count,
+                              estimate=count))
             where[-1].collections = test
         if query.ids:
             sql = _in_list("items.id", query.ids, binder)
