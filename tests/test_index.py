@@ -1591,25 +1591,60 @@ def test_ranked_phrases_rank_alike_with_the_token_counts_bound(mixed, monkeypatc
                                ["urban delta"], ["nope river"]])
 def test_a_ranked_search_of_free_text_alone_reads_its_matches_once_to_count(mixed, monkeypatch,
                                                                              q):
-    """Free text alone, ranked: its matches are counted once, in full, and that count picks
-    bm25 (at most ``_BM25_MAX`` matches) or fields then recency: no count capped at
-    ``_BM25_MAX`` first, which read the same postings again when there were more."""
+    """Free text alone, ranked: its matches are read once to count them and pick bm25 (at
+    most ``_BM25_MAX`` matches) or fields then recency, with no count capped at
+    ``_BM25_MAX`` first, which read the same postings again when there were more. When its
+    matches among the newest items say they are few, the one statement that scores them all
+    is that count (bm25 reads them once more to weigh the phrases, whatever the statement)."""
     n = len(found(mixed, q=q))
-    for bm25_max in (n - 1, n):
+    bm25 = f"SELECT {sqlite_store._BM25}, items_fts.rowid FROM items_fts WHERE"
+    # at most n matches among the sampled items: always "few" once the bm25 limit, scaled
+    # to the sample, reaches n (the sample holds at least _SAMPLE_SHARE of the items)
+    sure = math.ceil(n / sqlite_store._SAMPLE_SHARE) + 1
+    for bm25_max in (n - 1, n, sure):
         monkeypatch.setattr(sqlite_store, "_BM25_MAX", bm25_max)
         mixed._cache.clear()
+        mixed._rows.clear()
         statements: list[str] = []
         mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
         page = mixed.search(Query(q=q, limit=2))
         mixed._conn().set_trace_callback(None)
         assert page.matched == n
-        counts = [s for s in statements if s.startswith("SELECT count(*)") and "MATCH" in s]
-        assert len(counts) == 1 and "LIMIT" not in counts[0]
+        counts = [s for s in statements if s.startswith("SELECT count(*) FROM items_fts")]
+        assert all("LIMIT" not in s for s in counts)
+        scored = [s for s in statements if s.startswith(bm25)]
+        assert all(s.endswith(f"LIMIT {bm25_max + 1}") and "ORDER BY" not in s
+                   for s in scored)
+        sampled = [s for s in statements if "items_fts.rowid >=" in s]
+        assert len(sampled) == 1 and "LIMIT" in sampled[0]
+        if bm25_max == sure:  # scored and counted by one statement
+            assert (len(scored), len(counts)) == (1, 0)
+        elif n > bm25_max:  # counted (scored too, if the sample guessed wrong)
+            assert len(counts) == 1 and len(scored) <= 1
+        else:  # counted then scored, or scored alone
+            assert len(scored) == 1 and len(counts) <= 1
         if page.next_token is not None:
             fields = sqlite_store._decode_token(page.next_token)["s"][0] == "rank-fields"
             assert fields == (n > bm25_max)
         ranked = order(mixed, q=q)
         assert len(ranked) == n and paged(mixed, 3, q=q) == ranked
+
+
+def test_free_text_alone_scored_at_once_ranks_as_sql_orders_it(mixed, monkeypatch):
+    """Scored by one unordered statement and sorted here, free text's matches come in the
+    order SQL's ORDER BY bm25, rowid gives them, page by page both ways."""
+    for q in (["river crop"], ["alpha beta"], ["flood", "beta gamma"], ["gamma"]):
+        mixed._cache.clear()
+        mixed._rows.clear()
+        sql = mixed._conn().execute(
+            f"SELECT items.id FROM items_fts JOIN items ON items.rowid = items_fts.rowid "
+            f"WHERE items_fts MATCH ? ORDER BY {sqlite_store._BM25}, items_fts.rowid",
+            (sqlite_store._fts_match(q),)).fetchall()
+        assert sql
+        monkeypatch.setattr(sqlite_store.SQLiteStore, "_likely_few", lambda *args: True)
+        assert order(mixed, q=q) == [i for i, in sql]
+        assert paged(mixed, 4, q=q) == [i for i, in sql]
+        monkeypatch.undo()
 
 
 def test_free_text_in_a_date_range_is_listed_when_the_range_leaves_few_of_its_matches(
