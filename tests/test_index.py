@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import sharinghub_server.index.columns as columns_module
 import sharinghub_server.index.sqlite as sqlite_store
 from sharinghub_server.index import (
     TEMPORAL_OPS,
@@ -1203,6 +1204,7 @@ def test_conjunctions_count_from_columns_as_sql_does(mixed, monkeypatch, expr, i
     either way, the same pages; a write makes SQL count again until the columns are read at
     the new generation."""
     monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)
+    monkeypatch.setattr(columns_module, "_SLICE", 7)  # (the times read in many slices)
     dated = {"datetime": interval} if interval is not None else {}
     # columns: every part is a column test (not t_during) of a property some item has
     columns = "t_during" not in repr(expr) and "no:such" not in repr(expr)
