@@ -985,15 +985,13 @@ class SQLiteStore(IndexStore):
                                                     backward, token, query.limit, matched)
                 else:
                     keys = [(_BM25, "asc"), ("items_fts.rowid", "asc")]
-                    if everything is not None or not collect:
-                        pass
-                    elif alone:
-                        if "term_docs" not in (where[0].only or ""):
+                    if collect and everything is None:
+                        if not alone:
+                            everything = self._collect(conn, generation, next(self._bm25_page(
+                                conn, generation, binder, where, keys, False, None)), params)
+                        elif "term_docs" not in (where[0].only or ""):
                             # (but for words counted already: its page is its best few)
                             everything = self._bm25_all(conn, generation, where[0], params)
-                    else:
-                        everything = self._collect(conn, generation, next(self._bm25_page(
-                            conn, generation, binder, where, keys, False, None)), params)
                     if everything is None:
                         matched = self._count(conn, generation, where, params)
                         selects = self._bm25_page(conn, generation, binder, where, keys,
@@ -1207,8 +1205,8 @@ class SQLiteStore(IndexStore):
         rows = self._cached(conn, generation,
                             f"SELECT {_BM25}, items_fts.rowid FROM items_fts WHERE "
                             f"{_fts_condition(fts)} LIMIT {_BM25_MAX + 1}", params,
-                            lambda cursor: cursor.fetchall(), rows=True)
-        return sorted(rows) if len(rows) <= _BM25_MAX else None
+                            lambda cursor: sorted(cursor.fetchall()), rows=True)
+        return rows if len(rows) <= _BM25_MAX else None
 
     def _likely_few(self, conn: sqlite3.Connection, generation: int, fts: Cond,
                     params: dict) -> bool:
@@ -1242,6 +1240,8 @@ class SQLiteStore(IndexStore):
         ``time_hist`` buckets holding at least ``share`` of them by their start; None if
         there are none."""
         total = self._total(conn, generation)
+        if not total:
+            return None
         buckets = self._cached(conn, generation,
                                "SELECT bucket, starts FROM time_hist ORDER BY bucket DESC", {},
                                lambda cursor: cursor.fetchall())
