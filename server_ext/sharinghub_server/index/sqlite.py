@@ -989,7 +989,7 @@ class SQLiteStore(IndexStore):
                         if not alone:
                             everything = self._collect(conn, generation, next(self._bm25_page(
                                 conn, generation, binder, where, keys, False, None)), params)
-                        elif "term_docs" not in (where[0].only or ""):
+                        elif not _counted(where[0]):
                             # (but for words counted already: its page is its best few)
                             everything = self._bm25_all(conn, generation, where[0], params)
                     if everything is None:
@@ -1217,11 +1217,9 @@ class SQLiteStore(IndexStore):
         three times (at 1,000,000 items "with the rolatime" has 48 matches, read in 18 ms each
         time). A wrong guess costs time (about one more read of the matches, either way), never
         the answer."""
-        if "term_docs" in (fts.only or ""):
+        if _counted(fts):
             return False  # (counted without reading its matches)
-        if fts.bound is not None and self._cached(
-                conn, generation, fts.bound, params, lambda cursor: cursor.fetchone()[0]
-        ) <= _BM25_MAX:
+        if self._bounded(conn, generation, fts, params, _BM25_MAX):
             return True  # (a phrase with a rare word)
         newest = self._newest(conn, generation, _SAMPLE_SHARE)
         if newest is None:
@@ -1233,6 +1231,13 @@ class SQLiteStore(IndexStore):
                             f"{_fts_condition(fts)} AND items_fts.rowid >= {low} "
                             f"LIMIT {most + 1})", params, lambda cursor: cursor.fetchone()[0])
         return seen <= most
+
+    def _bounded(self, conn: sqlite3.Connection, generation: int, fts: Cond, params: dict,
+                 n: int) -> bool:
+        """Whether free text's ``bound`` (from ``term_docs``) shows it matches at most n
+        items."""
+        return fts.bound is not None and self._cached(
+            conn, generation, fts.bound, params, lambda cursor: cursor.fetchone()[0]) <= n
 
     def _newest(self, conn: sqlite3.Connection, generation: int,
                 share: float) -> tuple[int, float] | None:
@@ -1363,10 +1368,9 @@ class SQLiteStore(IndexStore):
         no more when they are at most n, and beyond n the search counts them all anyway: at
         1,000,000 items, "for model the" read its postings in 31 ms up to 3,001 matches,
         then again in 121 ms for all 11,883)."""
-        if cond.only and "term_docs" in cond.only:  # counted already
+        if _counted(cond):
             return (self._estimate(conn, generation, cond, params) or 0) > n
-        if cond.bound is not None and self._cached(
-                conn, generation, cond.bound, params, lambda cursor: cursor.fetchone()[0]) <= n:
+        if self._bounded(conn, generation, cond, params, n):
             return False  # (a phrase with a rare word: no need to read its matches twice)
         if alone and cond.only:
             return self._cached(conn, generation, cond.only, params,
@@ -2062,6 +2066,12 @@ def _independent(estimates: list[int | None], total: int) -> float:
         if e is not None:
             matches *= min(e, total) / total
     return matches
+
+
+def _counted(fts: Cond) -> bool:
+    """Whether free text is counted from ``term_docs`` (one or two words), without reading
+    its matches."""
+    return "term_docs" in (fts.only or "")
 
 
 def _fts_matches(fts: Cond) -> str:
