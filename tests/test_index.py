@@ -38,6 +38,7 @@ from sharinghub_server.index import (
     Temporal,
     open_store,
 )
+from sharinghub_server.index.sql_filter import KIND_BOOLEAN, KIND_NUMBER
 from sharinghub_server.index.store import StoreClosed
 from tests.support.polling import poll
 
@@ -1333,6 +1334,187 @@ def test_conjunctions_quick_to_count_by_sql_read_no_columns(mixed, monkeypatch):
     tests = mixed._column_tests(mixed._conn(),
                                 sqlite_store.compile_filter(expr, sqlite_store.Binder()))
     assert mixed._columns.count(generation, tests) == expected
+
+
+def sql_counted(store, expr, **query) -> tuple[int, int]:
+    """(the match count of one search of ``expr``, how many counts SQL ran for it), the result
+    caches emptied."""
+    store._cache.clear()
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)  # (this thread's connection)
+    try:
+        matched = store.search(Query(limit=0, filter=expr, **query)).matched
+    finally:
+        store._conn().set_trace_callback(None)
+    return matched, len([s for s in statements if s.startswith("SELECT count(")  # (not capped)
+                         and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")])
+
+
+def test_a_reopened_store_warms_up_the_columns_it_held_before(mixed, tmp_path, monkeypatch):
+    """The columns a store held are remembered beside the index, by property name: reopened,
+    its warm-up reads them again in the background, and the first counts that need them are
+    the columns' (no SQL count, though SQL is never slow enough here to have them read);
+    a write later makes SQL count again, as for columns read on demand."""
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)
+    stars_and_score = And((Compare(">=", N, 5), Compare("<", S, 30)))
+    dated = {"datetime": Interval(ts("2018-06-01T00:00:00Z"), ts("2021-01-01T00:00:00Z"))}
+    ok_and_stars = And((Prop("ok"), Compare("<=", N, 9)))
+    expected = {expr: sql_counted(mixed, expr, **query)[0] for expr, query in
+                ((stars_and_score, dated), (ok_and_stars, {}))}
+    mixed._columns.wait()
+    memory = tmp_path / "index" / "catalog.sqlite-columns.json"
+    held = json.loads(memory.read_text())["held"]
+    assert sorted(map(str, held)) == sorted(map(str, [
+        ["stars", KIND_NUMBER], ["score", KIND_NUMBER], "dates", ["ok", KIND_BOOLEAN]]))
+    path, items = mixed.path, mixed.items
+    mixed.close()
+
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)  # (never read on demand)
+    again = open_store(f"sqlite:///{path}")
+    try:
+        assert sql_counted(again, ok_and_stars) == (expected[ok_and_stars], 1)  # (cold)
+        assert again._columns._builder is None
+        assert again.warm_up()[0] == 4
+        again._columns.wait()
+        for expr, query in ((stars_and_score, dated), (ok_and_stars, {})):
+            assert sql_counted(again, expr, **query) == (expected[expr], 0)
+        gone = sorted(items)[:3]
+        again.apply("gitlab", [], gone)
+        left = {i: item for i, item in items.items() if i not in gone}
+        assert sql_counted(again, ok_and_stars) == (len([
+            i for i in left.values() if i["properties"].get("ok") is True
+            and i["properties"]["stars"] <= 9]), 1)
+        again._columns.want_words(["alpha"])  # (words alone read at the new generation)
+        again._columns.wait()
+        remembered = json.loads(memory.read_text())["held"]
+        assert sorted(map(str, remembered)) == sorted(map(str, held))  # (as they were)
+    finally:
+        again.close()
+
+
+#: a box of every item with one
+WORLD = (-180, -90, 180, 90)
+#: free text of words with other conditions: (q, bbox, datetime, filter, collections)
+WORDED = [
+    (["flood"], (-100, -60, 60, 50), (ts("2018-06-01T00:00:00Z"), ts("2021-01-01T00:00:00Z")),
+     None, None),
+    (["crop", "RIVER"], (150, -70, -120, 60), (ts("2019-01-01T00:00:00Z"), None), None, None),
+    (["urban"], (-170, -80, 0, 80), None, Compare(">=", N, 5), None),
+    (["alpha"], (-120, -50, 120, 50), None, Like(NAME, "%1%"), ["dataset"]),
+    (["beta", "gamma"], (0, -80, 179, 80), (None, ts("2020-01-01T00:00:00Z")),
+     Between(S, 0, 30), None),
+    (["delta"], None, (ts("2018-06-01T00:00:00Z"), ts("2022-01-01T00:00:00Z")),
+     Compare("<", N, 9), None),  # (every part held: SQL counts)
+    (["alpha beta"], (-100, -60, 60, 50), None, None, None),  # (a phrase: SQL counts)
+    (["flood"], WORLD, None, None, None),  # (the box has more items than the word: SQL)
+]
+
+
+@pytest.mark.parametrize("q,bbox,dates,expr,collections", WORDED, ids=repr)
+def test_free_text_of_held_words_counts_among_other_conditions_as_sql_does(
+        mixed, monkeypatch, q, bbox, dates, expr, collections):
+    """Once the items of free text's words are held (and the columns of the other conditions
+    that have one), a count of the text and other conditions lists the items of the
+    conditions without held columns by SQL and tests them against the held: SQL's count
+    (the JSON's), before and after a write, and the same pages."""
+    query: dict = {"q": q}
+    if bbox is not None:
+        query["bbox"] = bbox
+    if dates is not None:
+        query["datetime"] = Interval(*dates)
+    if expr is not None:
+        query["filter"] = expr
+    if collections is not None:
+        query["collections"] = collections
+    held = " " not in q[0] and bbox not in (None, WORLD)  # (a box: the one part not held)
+
+    def counted() -> tuple[int, list[str]]:
+        """(the count of one search, its statements), the result caches emptied."""
+        mixed._cache.clear()
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        try:
+            matched = mixed.search(Query(limit=0, **query)).matched
+        finally:
+            mixed._conn().set_trace_callback(None)
+        return matched, statements
+
+    for write in (False, True):
+        if write:  # deleted and changed items: a new generation
+            gone = sorted(mixed.items)[::7]
+            mixed.apply("gitlab", [], gone)
+            mixed.items = {i: item for i, item in mixed.items.items() if i not in gone}
+        mixed.maintain()  # (words counted from term_docs, as after any write's maintenance)
+        expected = found(mixed, **query)
+        assert len(expected) > 2, query
+        monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)  # (any count by SQL: held)
+        matched, statements = counted()
+        assert matched == len(expected)
+        assert not any("group_concat(" in s for s in statements)  # (nothing held yet)
+        mixed._columns.wait()
+        monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)
+        matched, statements = counted()
+        assert matched == len(expected)
+        lists = [s for s in statements if s.startswith("SELECT group_concat(")]
+        counts = [s for s in statements if s.startswith("SELECT count(")  # (not capped)
+                  and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")]
+        assert (len(lists), bool(counts)) == ((1, False) if held else (0, True)), counts
+        assert paged(mixed, 7, **query) == order(mixed, **query)
+
+
+def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypatch):
+    """The warm-up reads the items of the words in at least ``_WORD_SHARE`` of the items (the
+    ``MAX_WORDS`` most frequent), so that the first searches of these words with a box
+    need no IN list of their matches."""
+    monkeypatch.setattr(columns_module, "MAX_WORDS", 3)
+    monkeypatch.setattr(sqlite_store, "MAX_WORDS", 3)
+    mixed.maintain()
+    counts = dict(mixed._conn().execute("SELECT term, n FROM term_docs"))
+    frequent = sorted(counts, key=lambda w: (-counts[w], w))
+    assert counts[frequent[3]] < counts[frequent[2]]  # (the 3 most frequent: no tie)
+    assert mixed.warm_up() == (0, 3)
+    mixed._columns.wait()
+    generation = mixed._generation(mixed._conn())
+    assert mixed._columns.holds(generation, [], frequent[:3])
+    assert not mixed._columns.holds(generation, [], frequent[3:4])
+    for word in frequent[:4]:
+        query = {"q": [word], "bbox": (-100, -60, 60, 50)}
+        mixed._cache.clear()
+        statements: list[str] = []
+        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
+        try:
+            matched = mixed.search(Query(limit=0, **query)).matched
+        finally:
+            mixed._conn().set_trace_callback(None)
+        assert matched == len(found(mixed, **query))
+        assert any(s.startswith("SELECT group_concat(") for s in statements) == (
+            word in frequent[:3])
+    monkeypatch.setattr(sqlite_store, "_WORD_SHARE", 1.0)  # (no word is in every item)
+    mixed.apply("gitlab", [], sorted(mixed.items)[:1])  # (a new generation: nothing held)
+    assert mixed.warm_up() == (0, 0)
+
+
+@pytest.mark.parametrize("memory", [
+    "{not json", '{"held": 3}', '["dates"]',
+    '{"held": [["no:such", 3], ["ok", "3"], ["ok"], 7, null, "dates", ["ok", 3]]}'])
+def test_a_warm_up_reads_only_what_its_memory_names_well(mixed, memory):
+    """A memory file that is not what the store writes (edited, truncated, of another index)
+    holds nothing it cannot name: a property no item has, a malformed entry; the server's
+    warm-up never fails for it."""
+    file = Path(mixed.path).with_name(Path(mixed.path).name + "-columns.json")
+    file.write_text(memory)
+    held, _ = mixed.warm_up()
+    mixed._columns.wait()
+    assert held == (2 if "dates" in memory and "held" in memory else 0)
+    generation = mixed._generation(mixed._conn())
+    expr = And((Prop("ok"), Temporal("t_intersects", Prop("datetime"), Interval(
+        ts("2018-06-01T00:00:00Z"), ts("2022-01-01T00:00:00Z")))))
+    tests = mixed._column_tests(mixed._conn(),
+                                sqlite_store.compile_filter(expr, sqlite_store.Binder()))
+    counted = mixed._columns.count(generation, tests)
+    assert (counted is not None) == bool(held)
+    if held:
+        assert counted == len(found(mixed, filter=Not(Not(expr))))
 
 
 @pytest.mark.parametrize("expr,walks", [

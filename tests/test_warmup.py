@@ -1,5 +1,6 @@
 """The embedded MLflow server is loaded in the background once start-up has settled
-(``c.SharingHub.mlflow_warmup``), so that the first MLflow request does not wait for it.
+(``c.SharingHub.mlflow_warmup``), so that the first MLflow request does not wait for it; the
+index reads again what it held for searches the last time (``c.SharingHub.index_warmup``).
 
 Real ``jupyter server`` subprocesses on the example projects (MLflow configures its server
 once per process). What the server did is read from its log (the load is logged with what
@@ -30,6 +31,7 @@ AUTH = {"Authorization": f"token {TOKEN}"}
 LOADING = "loading the embedded MLflow server (warm-up)"
 LOADED = "embedded MLflow server loaded in"
 SETTLED_OFF = "start-up settled; the embedded MLflow server loads on its first request"
+INDEX_WARM = "index column(s) held the last time in the background, and the items of"
 #: native modules of MLflow's dependencies that the extension alone never maps
 MLFLOW_MARKERS = ("/sqlalchemy/", "/google/_upb/", "/pandas/_libs/")
 #: how long a load may take on a busy 2-core machine
@@ -121,6 +123,27 @@ def test_the_server_stops_cleanly_during_the_warm_up(start):
         # nothing waited for the import to end: no load finished, none failed
         assert LOADED not in text and "was not loaded" not in text, text[-3000:]
         assert "Traceback" not in text, text[-3000:]
+
+
+def test_the_index_reads_again_the_columns_it_held_once_start_up_has_settled(start, tmp_path):
+    """The columns the index held (remembered beside it) are read again at the settle point,
+    before MLflow's load, which then remembers what it read; off, nothing is read."""
+    memory = tmp_path / "root" / "index.sqlite-columns.json"
+    memory.parent.mkdir()
+    memory.write_text(json.dumps({"held": ["dates", ["no:such", 1]]}))
+    with start("--SharingHub.mlflow_warmup=False") as server:
+        poll(lambda: SETTLED_OFF in log(server), "the settle point", 120, every=0.2)
+        text = log(server)
+        assert f"reading 1 {INDEX_WARM}" in text
+        assert logged_at(text, INDEX_WARM) <= logged_at(text, SETTLED_OFF)
+        # read: remembered again (the property no item has left out)
+        poll(lambda: json.loads(memory.read_text()) == {"held": ["dates"]}, "the columns read",
+             60, every=0.1)
+    memory.write_text(json.dumps({"held": ["dates", ["no:such", 1]]}))
+    with start("--SharingHub.mlflow_warmup=False", "--SharingHub.index_warmup=False") as server:
+        poll(lambda: SETTLED_OFF in log(server), "the settle point", 120, every=0.2)
+        assert INDEX_WARM not in log(server)
+        assert json.loads(memory.read_text())["held"] == ["dates", ["no:such", 1]]
 
 
 LOAD_IN_A_PROCESS = r"""

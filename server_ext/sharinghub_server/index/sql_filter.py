@@ -573,11 +573,16 @@ class Cond:
     * ``column``: for a test of one property's values of one kind by ranges (comparisons,
       BETWEEN, IN, a boolean), or for a date range (``t_intersects`` on ``datetime``, the
       ``datetime`` parameter), that test, which the store can run on the values it holds in
-      memory (:mod:`.columns`) to count a conjunction of such tests.
+      memory (:mod:`.columns`) to count a conjunction of such tests;
+    * ``words``: for free text whose every term is one word (ASCII letters and digits), those
+      words as the FTS index holds them (lower case): the store can hold the items of each;
+    * ``repeats``: a query selecting (as ``item``) the rowids of the matches, some maybe more
+      than once, cheaper than finding each once (a box's R*Tree entries).
     """
 
     __slots__ = ("bound", "collections", "column", "drive", "estimate", "kind", "only", "probe",
-                 "props", "rowids", "scan", "sides", "span", "sql", "within")
+                 "props", "repeats", "rowids", "scan", "sides", "span", "sql", "within",
+                 "words")
 
     def __init__(self, sql: str, *, scan: str | None = None, kind: str = "",
                  only: str | None = None, estimate: str | int | None = None,
@@ -592,6 +597,8 @@ class Cond:
         self.collections: str | None = None
         self.bound: str | None = None
         self.column: ColumnTest | TimeTest | None = None
+        self.words: list[str] | None = None
+        self.repeats: str | None = None
 
 
 class PropsClause(NamedTuple):

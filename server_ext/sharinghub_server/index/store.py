@@ -104,6 +104,13 @@ class IndexStore(abc.ABC):
         """Wait until every batch queued with ``apply(wait=False)`` is written; raise the
         error of one whose write failed."""
 
+    def warm_up(self) -> tuple[int, int]:
+        """Read in the background what the store holds in memory for its searches: what it
+        held the last time it was open, and what helps whatever the searches (a server calls
+        it once start-up has settled); how many parts of each. Stores that hold nothing have
+        nothing to read."""
+        return 0, 0
+
     @abc.abstractmethod
     def get_item(self, collection: str, item_id: str) -> dict | None: ...
 
