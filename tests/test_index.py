@@ -1336,18 +1336,28 @@ def test_conjunctions_quick_to_count_by_sql_read_no_columns(mixed, monkeypatch):
     assert mixed._columns.count(generation, tests) == expected
 
 
-def sql_counted(store, expr, **query) -> tuple[int, int]:
-    """(the match count of one search of ``expr``, how many counts SQL ran for it), the result
-    caches emptied."""
+def traced_count(store, **query) -> tuple[int, list[str]]:
+    """(the match count of one search, the statements it ran), the result caches emptied."""
     store._cache.clear()
     statements: list[str] = []
     store._conn().set_trace_callback(statements.append)  # (this thread's connection)
     try:
-        matched = store.search(Query(limit=0, filter=expr, **query)).matched
+        matched = store.search(Query(limit=0, **query)).matched
     finally:
         store._conn().set_trace_callback(None)
-    return matched, len([s for s in statements if s.startswith("SELECT count(")  # (not capped)
-                         and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")])
+    return matched, statements
+
+
+def sql_counts(statements: list[str]) -> list[str]:
+    """The counts by SQL among ``statements`` (not the capped counts of estimates)."""
+    return [s for s in statements if s.startswith("SELECT count(")
+            and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")]
+
+
+def sql_counted(store, expr, **query) -> tuple[int, int]:
+    """(the match count of one search of ``expr``, how many counts SQL ran for it)."""
+    matched, statements = traced_count(store, filter=expr, **query)
+    return matched, len(sql_counts(statements))
 
 
 def test_a_reopened_store_warms_up_the_columns_it_held_before(mixed, tmp_path, monkeypatch):
@@ -1428,17 +1438,6 @@ def test_free_text_of_held_words_counts_among_other_conditions_as_sql_does(
         query["collections"] = collections
     held = " " not in q[0] and bbox not in (None, WORLD)  # (a box: the one part not held)
 
-    def counted() -> tuple[int, list[str]]:
-        """(the count of one search, its statements), the result caches emptied."""
-        mixed._cache.clear()
-        statements: list[str] = []
-        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
-        try:
-            matched = mixed.search(Query(limit=0, **query)).matched
-        finally:
-            mixed._conn().set_trace_callback(None)
-        return matched, statements
-
     for write in (False, True):
         if write:  # deleted and changed items: a new generation
             gone = sorted(mixed.items)[::7]
@@ -1448,16 +1447,15 @@ def test_free_text_of_held_words_counts_among_other_conditions_as_sql_does(
         expected = found(mixed, **query)
         assert len(expected) > 2, query
         monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)  # (any count by SQL: held)
-        matched, statements = counted()
+        matched, statements = traced_count(mixed, **query)
         assert matched == len(expected)
         assert not any("group_concat(" in s for s in statements)  # (nothing held yet)
         mixed._columns.wait()
         monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)
-        matched, statements = counted()
+        matched, statements = traced_count(mixed, **query)
         assert matched == len(expected)
         lists = [s for s in statements if s.startswith("SELECT group_concat(")]
-        counts = [s for s in statements if s.startswith("SELECT count(")  # (not capped)
-                  and not s.startswith("SELECT count(*) FROM (SELECT 1 FROM ")]
+        counts = sql_counts(statements)
         assert (len(lists), bool(counts)) == ((1, False) if held else (0, True)), counts
         assert paged(mixed, 7, **query) == order(mixed, **query)
 
@@ -1479,13 +1477,7 @@ def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypat
     assert not mixed._columns.holds(generation, [], frequent[3:4])
     for word in frequent[:4]:
         query = {"q": [word], "bbox": (-100, -60, 60, 50)}
-        mixed._cache.clear()
-        statements: list[str] = []
-        mixed._conn().set_trace_callback(statements.append)  # (this thread's connection)
-        try:
-            matched = mixed.search(Query(limit=0, **query)).matched
-        finally:
-            mixed._conn().set_trace_callback(None)
+        matched, statements = traced_count(mixed, **query)
         assert matched == len(found(mixed, **query))
         assert any(s.startswith("SELECT group_concat(") for s in statements) == (
             word in frequent[:3])
