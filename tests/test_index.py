@@ -1460,6 +1460,27 @@ def test_free_text_of_held_words_counts_among_other_conditions_as_sql_does(
         assert paged(mixed, 7, **query) == order(mixed, **query)
 
 
+@pytest.mark.parametrize("query", [
+    {"bbox": (-100, -60, 60, 50), "filter": Not(Compare(">=", N, 5))},
+    {"bbox": (-100, -60, 60, 50), "filter": Compare("<", S, Prop("stars"))},
+    {"intersects": box(-100, -60, 60, 50)},
+    {"intersects": box(-100, -60, 60, 50), "bbox": (-120, -70, 0, 70)},
+], ids=repr)
+def test_free_text_of_held_words_with_tests_of_the_json_counts_by_sql(mixed, query):
+    """Free text of held words with conditions that SQL tests on the items' JSON (a NOT, a
+    property against a property, a geometry) is counted by SQL, which reads the JSON once:
+    SQL's count, no error."""
+    query = {"q": ["flood"], **query}
+    expected = len(found(mixed, **query))  # (nothing held yet)
+    assert expected > 2
+    mixed.maintain()
+    assert mixed.warm_up()[1] > 0
+    mixed._columns.wait()
+    assert mixed._columns.holds(mixed._generation(mixed._conn()), [], ["flood"])
+    matched, statements = traced_count(mixed, **query)
+    assert matched == expected and sql_counts(statements)
+
+
 def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypatch):
     """The warm-up reads the items of the words in at least ``_WORD_SHARE`` of the items (the
     ``MAX_WORDS`` most frequent), so that the first searches of these words with a box
@@ -1481,14 +1502,25 @@ def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypat
         assert matched == len(found(mixed, **query))
         assert any(s.startswith("SELECT group_concat(") for s in statements) == (
             word in frequent[:3])
+        statements.clear()  # (asked again, a next page's count: remembered, either way)
+        mixed._conn().set_trace_callback(statements.append)
+        try:
+            assert mixed.search(Query(limit=0, **query)).matched == matched
+        finally:
+            mixed._conn().set_trace_callback(None)
+        assert not [s for s in statements
+                    if s.startswith(("SELECT group_concat(", "SELECT count("))]
     monkeypatch.setattr(sqlite_store, "_WORD_SHARE", 1.0)  # (no word is in every item)
     mixed.apply("gitlab", [], sorted(mixed.items)[:1])  # (a new generation: nothing held)
     assert mixed.warm_up() == (0, 0)
+    mixed._columns.wait()
+    assert not mixed._columns.holds(mixed._generation(mixed._conn()), [], frequent[:1])
 
 
 @pytest.mark.parametrize("memory", [
     "{not json", '{"held": 3}', '["dates"]',
-    '{"held": [["no:such", 3], ["ok", "3"], ["ok"], 7, null, "dates", ["ok", 3]]}'])
+    json.dumps({"held": [["no:such", KIND_BOOLEAN], ["ok", str(KIND_BOOLEAN)], ["ok"], 7, None,
+                         "dates", ["ok", KIND_BOOLEAN]]})])
 def test_a_warm_up_reads_only_what_its_memory_names_well(mixed, memory):
     """A memory file that is not what the store writes (edited, truncated, of another index)
     holds nothing it cannot name: a property no item has, a malformed entry; the server's

@@ -178,8 +178,8 @@ class SharingHub(ExtensionApp):
         self._init_tracking()
         if not (self.serverapp.show_config or self.serverapp.show_config_json):
             # (``jupyter server --show-config`` prints the configuration and exits: no crawl)
+            self._settle_then(self._warm_up)  # (before the first crawl can end)
             self.service.start()
-            self._settle_then(self._warm_up)
         # closed at the process's exit too, where the server never stopped (``--show-config``,
         # a start-up that fails): the crawl stopped and the index closed before the interpreter
         # finalizes (a CI run saw ``--show-config`` die of a SIGSEGV, its crawl running)

@@ -240,8 +240,10 @@ class Columns:
             for word in words:
                 self._words.move_to_end(word)
         found = np.unique(_integers(found))
-        inside = np.minimum(np.searchsorted(rowids, found), max(len(rowids) - 1, 0))
-        if len(found) and not np.array_equal(rowids[inside], found):
+        if not len(rowids):
+            return None if len(found) else 0
+        inside = np.minimum(np.searchsorted(rowids, found), len(rowids) - 1)
+        if not np.array_equal(rowids[inside], found):
             return None  # (never seen: an item not of this generation; SQL counts)
         passing = np.ones(len(found), dtype=bool)
         if words:
@@ -328,8 +330,9 @@ class Columns:
             elif (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
                   and type(entry[1]) is int and (found := code(entry[0])) is not None):
                 tests.append((found, ColumnTest(entry[0], entry[1], [])))
+        tests = tests[-_MAX_COLUMNS:]
         if tests:
-            self.want(tests[-_MAX_COLUMNS:])
+            self.want(tests)
         return len(tests)
 
     def _remember(self, keys: list[tuple[int, int]]) -> None:
@@ -364,7 +367,7 @@ class Columns:
                 self._wanted.clear()
 
     def _read_columns(self, conn: sqlite3.Connection, generation: int,
-                      keys: list[tuple[int, int]]) -> None:
+                      keys: list[tuple[Any, Any]]) -> None:
         import numpy as np
 
         with self._lock:
@@ -435,7 +438,11 @@ def _read_word(conn: sqlite3.Connection, word: str, rowids: Any) -> _Postings:
         text = conn.execute("SELECT group_concat(rowid, ' ') FROM items_fts WHERE items_fts "
                             "MATCH ? AND rowid BETWEEN ? AND ?",
                             (f'"{word}"', int(low), int(high))).fetchone()[0]
-        has[np.searchsorted(rowids, _integers(text))] = True
+        matches = _integers(text)
+        at = np.searchsorted(rowids, matches)
+        if len(at) and (at[-1] >= len(rowids) or not np.array_equal(rowids[at], matches)):
+            raise ValueError(f"the FTS index lists items that are not for {word!r}")  # (SQL)
+        has[at] = True
     return _Postings(np.packbits(has))
 
 

@@ -1443,8 +1443,8 @@ class SQLiteStore(IndexStore):
                 self._columns.want(tests)
             elif words:
                 self._columns.want_words(words)
-                if held := [t for c in where if (t := self._column_test(conn, c)) is not None]:
-                    self._columns.want(held)  # (a date range, say)
+                if columns := [t for c in where if (t := self._column_test(conn, c)) is not None]:
+                    self._columns.want(columns)  # (a date range, say)
         return count
 
     def _count_held(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
@@ -1484,9 +1484,25 @@ class SQLiteStore(IndexStore):
             source, terms, rowid = f"({rest[0].repeats})", ["1"], "item"
         else:
             source, terms, rowid = self._plan_rows(conn, generation, rest, params, items=False)
-        found = conn.execute(f"SELECT group_concat({rowid}, ' ') FROM {source} "
-                             f"WHERE {' AND '.join(terms)}", params).fetchone()[0]
-        return self._columns.count_among(generation, found, held, words)
+            if any(uses_docs(term) for term in terms):
+                return None  # (tests of the items' JSON: SQL counts, reading it once)
+        sql = f"SELECT group_concat({rowid}, ' ') FROM {source} WHERE {' AND '.join(terms)}"
+        used = tuple(sorted((name, params[name]) for name in set(_PARAM.findall(sql))
+                            if name in params))
+        key = ("held", sql, used, tuple(words), tuple(_test_key(test) for test in held))
+        with self._lock:  # (remembered as counts by SQL are: the pages that follow ask again)
+            cached = self._cache.get(key)
+            if cached is not None and cached[0] == generation:
+                self._cache.move_to_end(key)
+                return cached[1]
+        count = self._columns.count_among(generation, conn.execute(sql, dict(used)).fetchone()[0],
+                                          held, words)
+        if count is not None:
+            with self._lock:
+                self._cache[key] = (generation, count)
+                while len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return count
 
     def _column_tests(self, conn: sqlite3.Connection, where: list[Cond]) -> list[Test] | None:
         """A conjunction's tests as :mod:`.columns` runs them (the count of a conjunction of
@@ -2147,6 +2163,14 @@ def _independent(estimates: list[int | None], total: int) -> float:
         if e is not None:
             matches *= min(e, total) / total
     return matches
+
+
+def _test_key(test: Test) -> tuple:
+    """What a column test tests (hashable), to remember counts by."""
+    if isinstance(test, TimeTest):
+        return ("dates", test.low, test.high)
+    code, column = test
+    return (code, column.kind, tuple(tuple(bound) for bound in column.ranges))
 
 
 def _counted(fts: Cond) -> bool:
