@@ -1481,6 +1481,36 @@ def test_free_text_of_held_words_with_tests_of_the_json_counts_by_sql(mixed, que
     assert matched == expected and sql_counts(statements)
 
 
+def test_closing_the_store_stops_a_read_of_words_between_its_statements(mixed, monkeypatch):
+    """A word's items are read a slice at a time, in many short statements, between which
+    the store's close (interrupting the statement running) may fall: the read stops at the
+    next one, and nothing is held."""
+    monkeypatch.setattr(columns_module, "_SLICE", 1)  # (a statement per item)
+    reading, release, lists = threading.Event(), threading.Event(), []
+    integers = columns_module._integers
+
+    def parsed(text):
+        lists.append(text)
+        if len(lists) == 3:  # (every rowid, then a word's first two slices)
+            reading.set()
+            release.wait(30)
+        return integers(text)
+
+    monkeypatch.setattr(columns_module, "_integers", parsed)
+    mixed._columns.want_words(["flood", "crop"])
+    assert reading.wait(30)
+    builder = mixed._columns._builder
+    mixed.close()
+    read = len(lists)
+    release.set()
+    builder.join(30)
+    assert not builder.is_alive()
+    assert len(lists) == read  # (no statement after the close)
+    assert not mixed._columns._words
+    mixed._columns.want_words(["urban"])  # (closed: nothing more is read)
+    assert mixed._columns._builder is None
+
+
 def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypatch):
     """The warm-up reads the items of the words in at least ``_WORD_SHARE`` of the items (the
     ``MAX_WORDS`` most frequent), so that the first searches of these words with a box

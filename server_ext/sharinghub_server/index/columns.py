@@ -177,6 +177,7 @@ class Columns:
         self._words: OrderedDict[str, _Postings] = OrderedDict()
         self._wanted: set[tuple[Any, Any]] = set()
         self._builder: threading.Thread | None = None
+        self._closed = threading.Event()  # (the store's close: nothing more is read)
 
     def count(self, generation: int, tests: list[Test]) -> int | None:
         """The items passing every test at ``generation``; None when a column is not held
@@ -297,9 +298,18 @@ class Columns:
         read at the store's latest generation, as :meth:`want` has columns read."""
         self._start([_word_key(word) for word in words])
 
+    def close(self) -> None:
+        """Read nothing more: a read under way stops between two of its statements (the
+        store's close interrupts the one running), the words' many short ones included."""
+        with self._lock:
+            self._closed.set()
+            self._wanted.clear()
+
     def _start(self, keys: list[tuple[Any, Any]]) -> None:
         """Have these keys read by the builder thread (started if none runs)."""
         with self._lock:
+            if self._closed.is_set():
+                return
             self._wanted.update(keys)
             if self._builder is None:
                 self._builder = threading.Thread(target=self._build, name="sharinghub-columns",
@@ -382,7 +392,7 @@ class Columns:
             rowids = np.sort(_integers(conn.execute(
                 "SELECT group_concat(rowid, ' ') FROM items").fetchone()[0]))
         read: dict[tuple[int, int], _Column | _Times] = {}
-        words = {key[1]: _read_word(conn, key[1], rowids) for key in keys
+        words = {key[1]: _read_word(conn, key[1], rowids, self._closed) for key in keys
                  if key[0] == "word"}
         if TIMES in keys:  # (floats: read as they are)
             cursor = conn.execute('SELECT start, "end" FROM items ORDER BY rowid')
@@ -425,15 +435,18 @@ class Columns:
             self._remember(held)
 
 
-def _read_word(conn: sqlite3.Connection, word: str, rowids: Any) -> _Postings:
+def _read_word(conn: sqlite3.Connection, word: str, rowids: Any,
+               closed: threading.Event) -> _Postings:
     """The items that have ``word``, from the FTS index, a slice of the rowids at a time (one
     statement each, whose list SQLite makes with the GIL free: "the" has 995,637 of
-    1,000,000 items)."""
+    1,000,000 items); stopped once ``closed`` is set."""
     import numpy as np
 
     has = np.zeros(len(rowids), dtype=bool)
     starts = rowids[::_SLICE]
     for i, low in enumerate(starts):
+        if closed.is_set():
+            raise InterruptedError("the index store closed")
         high = starts[i + 1] - 1 if i + 1 < len(starts) else rowids[-1]
         text = conn.execute("SELECT group_concat(rowid, ' ') FROM items_fts WHERE items_fts "
                             "MATCH ? AND rowid BETWEEN ? AND ?",

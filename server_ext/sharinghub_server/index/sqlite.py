@@ -539,6 +539,7 @@ class SQLiteStore(IndexStore):
         """Stop every operation under way (at once: even a statement in progress) and close
         every connection: the idle ones here, the others by their thread as its operation
         ends. Operations after this raise StoreClosed."""
+        self._columns.close()  # (its reads stop between statements too)
         self._queue.close()  # (queued batches fail: see write_queue)
         with self._lock:
             self._closed = True  # (no operation starts after this)
