@@ -257,6 +257,27 @@ class Columns:
                                    len(rowids))[inside]
         return int(np.count_nonzero(passing))
 
+    def count_all(self, generation: int, tests: list[Test], words: list[str]) -> int | None:
+        """How many items pass every test and have one of ``words`` at ``generation``; None
+        when a column or a word's items are not held for it."""
+        import numpy as np
+
+        with self._lock:
+            postings = [self._words.get(word) for word in words] \
+                if self._generation == generation else [None]
+            if None in postings:
+                return None
+            for word in words:
+                self._words.move_to_end(word)
+        found = self._mask(generation, tests)  # (None: the generation changed meanwhile)
+        if found is None:
+            return None
+        mask, rowids = found
+        has = np.zeros(len(rowids), dtype=bool)
+        for word_postings in postings:
+            has |= word_postings.has(slice(None), len(rowids))
+        return int(np.count_nonzero(has if mask is None else has & mask))
+
     def _mask(self, generation: int, tests: list[Test]) -> tuple[Any, Any] | None:
         """(the mask of the items passing every test, None for no test; every rowid) at
         ``generation``, None when a column is not held for it."""

@@ -1452,13 +1452,13 @@ class SQLiteStore(IndexStore):
                     params: dict, words: list[str]) -> int | None:
         """The count of free text whose words' items are held (:mod:`.columns`) and of other
         conditions: the items that the conditions without held columns find (listed by SQL),
-        tested against the words' items and the held columns; None when a word's items are
-        not held, every other condition's column is, or the others find more items than the
-        text's matches SQL would list. At 1,000,000 items, "and" (in 671,373 items) in a box
-        and three years took SQL 59 ms: an IN list of its 273,480 matches in the years, to
-        test 10,935 items of the box (with the years held, 8 ms); "detection" in a box across
-        the antimeridian and four years, 58 (the box's 33,070 items each read from ``items``
-        to test the years: 31)."""
+        or every item when each other condition's column is held, tested against the words'
+        items and the held columns; None when a word's items are not held, or the others
+        find more items than the text's matches SQL would list. At 1,000,000 items, "and" (in
+        671,373 items) in a box and three years took SQL 59 ms: an IN list of its 273,480
+        matches in the years, to test 10,935 items of the box (with the years held, 8 ms);
+        "detection" in a box across the antimeridian and four years, 58 (the box's 33,070
+        items each read from ``items`` to test the years: 31)."""
         held: list[Test] = []
         rest: list[Cond] = []
         for cond in where:
@@ -1469,27 +1469,12 @@ class SQLiteStore(IndexStore):
                 held.append(test)
             else:
                 rest.append(cond)
-        if not rest or not self._columns.holds(generation, held, words):
+        if not self._columns.holds(generation, held, words):
             return None
-        # only when the others find fewer items than the text's listing, which SQL would test
-        # them against (or list the text's matches to test the others)
-        estimates = [self._estimate(conn, generation, c, params) for c in where]
-        if ESTIMATE_CAP in estimates:
-            self._refine(conn, generation, where, params, estimates)
-        rows = min((e for c, e in zip(where, estimates, strict=True)
-                    if c in rest and e is not None), default=None)
-        fts = next(c for c in where if c.kind == "fts")
-        if rows is None or rows > min(_REFINE_MAX, self._listing(conn, generation, fts, params)):
+        sql, used = (self._held_listing(conn, generation, where, rest, params) if rest
+                     else ("", ()))
+        if sql is None:
             return None
-        if len(rest) == 1 and rest[0].repeats is not None:
-            source, terms, rowid = f"({rest[0].repeats})", ["1"], "item"
-        else:
-            source, terms, rowid = self._plan_rows(conn, generation, rest, params, items=False)
-            if any(uses_docs(term) for term in terms):
-                return None  # (tests of the items' JSON: SQL counts, reading it once)
-        sql = f"SELECT group_concat({rowid}, ' ') FROM {source} WHERE {' AND '.join(terms)}"
-        used = tuple(sorted((name, params[name]) for name in set(_PARAM.findall(sql))
-                            if name in params))
         key = ("held", sql, used, tuple(words), tuple(_test_key(test) for test in held))
         with self._lock:  # (remembered as counts by SQL are: the pages that follow ask again)
             cached = self._cache.get(key)
@@ -1497,13 +1482,38 @@ class SQLiteStore(IndexStore):
                 self._cache.move_to_end(key)
                 return cached[1]
         count = self._columns.count_among(generation, conn.execute(sql, dict(used)).fetchone()[0],
-                                          held, words)
+                                          held, words) if sql else \
+            self._columns.count_all(generation, held, words)
         if count is not None:
             with self._lock:
                 self._cache[key] = (generation, count)
                 while len(self._cache) > _CACHE_SIZE:
                     self._cache.popitem(last=False)
         return count
+
+    def _held_listing(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
+                      rest: list[Cond], params: dict) -> tuple[str | None, tuple]:
+        """(the query listing the items of the conditions ``rest`` of ``where`` for
+        :meth:`_count_held`, its parameters); None when SQL should count: the others find
+        more items than the free text's matches that SQL would list (and test them against,
+        or list to test the others), or they read the items' JSON."""
+        estimates = [self._estimate(conn, generation, c, params) for c in where]
+        if ESTIMATE_CAP in estimates:
+            self._refine(conn, generation, where, params, estimates)
+        rows = min((e for c, e in zip(where, estimates, strict=True)
+                    if c in rest and e is not None), default=None)
+        fts = next(c for c in where if c.kind == "fts")
+        if rows is None or rows > min(_REFINE_MAX, self._listing(conn, generation, fts, params)):
+            return None, ()
+        if len(rest) == 1 and rest[0].repeats is not None:
+            source, terms, rowid = f"({rest[0].repeats})", ["1"], "item"
+        else:
+            source, terms, rowid = self._plan_rows(conn, generation, rest, params, items=False)
+            if any(uses_docs(term) for term in terms):
+                return None, ()  # (tests of the items' JSON: SQL counts, reading it once)
+        sql = f"SELECT group_concat({rowid}, ' ') FROM {source} WHERE {' AND '.join(terms)}"
+        return sql, tuple(sorted((name, params[name]) for name in set(_PARAM.findall(sql))
+                                 if name in params))
 
     def _column_tests(self, conn: sqlite3.Connection, where: list[Cond]) -> list[Test] | None:
         """A conjunction's tests as :mod:`.columns` runs them (the count of a conjunction of
