@@ -149,11 +149,11 @@ class _Postings:
     def __init__(self, bits: Any) -> None:
         self.bits = bits  # (numpy.packbits of the items' booleans)
 
-    def has(self, positions: Any, size: int) -> Any:
-        """Whether each item at ``positions`` (of ``size`` items) has the word."""
+    def mask(self, size: int) -> Any:
+        """Whether each item (by position; ``size`` of them) has the word."""
         import numpy as np
 
-        return np.unpackbits(self.bits, count=size).view(bool)[positions]
+        return np.unpackbits(self.bits, count=size).view(bool)
 
 
 class Columns:
@@ -179,12 +179,13 @@ class Columns:
         self._builder: threading.Thread | None = None
         self._closed = threading.Event()  # (the store's close: nothing more is read)
 
-    def count(self, generation: int, tests: list[Test]) -> int | None:
-        """The items passing every test at ``generation``; None when a column is not held
-        for it."""
+    def count(self, generation: int, tests: list[Test], words: Sequence[str] = ()) -> int | None:
+        """The items passing every test and, unless ``words`` is empty, having one of
+        ``words``, at ``generation``; None when a column or a word's items are not held for
+        it."""
         import numpy as np
 
-        found = self._mask(generation, tests)
+        found = self._mask(generation, tests, words)
         if found is None:
             return None
         mask, rowids = found
@@ -223,79 +224,48 @@ class Columns:
 
     def count_among(self, generation: int, found: str | None, tests: list[Test],
                     words: list[str]) -> int | None:
-        """How many of the items ``found`` pass every test and, unless ``words`` is empty,
-        have one of ``words``, at ``generation``; None when a column or a word's items are not
-        held for it. ``found``: their rowids as SQLite's ``group_concat(rowid, ' ')`` lists
-        them (an item may repeat)."""
+        """:meth:`count` among the items ``found``: their rowids as SQLite's
+        ``group_concat(rowid, ' ')`` lists them (an item may repeat)."""
         import numpy as np
 
-        with self._lock:
-            held = self._generation == generation and self._rowids is not None
-            columns = [self._columns.get(_key(test)) for test in tests] if held else []
-            postings = [self._words.get(word) for word in words] if held else []
-            rowids = self._rowids
-            if not held or None in columns or None in postings:
-                return None
-            for test in tests:
-                self._columns.move_to_end(_key(test))
-            for word in words:
-                self._words.move_to_end(word)
+        held = self._mask(generation, tests, words)
+        if held is None:
+            return None
+        mask, rowids = held
         found = np.unique(_integers(found))
         if not len(rowids):
             return None if len(found) else 0
         inside = np.minimum(np.searchsorted(rowids, found), len(rowids) - 1)
         if not np.array_equal(rowids[inside], found):
             return None  # (never seen: an item not of this generation; SQL counts)
-        passing = np.ones(len(found), dtype=bool)
-        if words:
-            has = np.zeros(len(found), dtype=bool)
-            for word_postings in postings:
-                has |= word_postings.has(inside, len(rowids))
-            passing &= has
-        for column, test in zip(columns, tests, strict=True):
-            passing &= column.mask(test if isinstance(test, TimeTest) else test[1],
-                                   len(rowids))[inside]
-        return int(np.count_nonzero(passing))
+        return len(found) if mask is None else int(np.count_nonzero(mask[inside]))
 
-    def count_all(self, generation: int, tests: list[Test], words: list[str]) -> int | None:
-        """How many items pass every test and have one of ``words`` at ``generation``; None
-        when a column or a word's items are not held for it."""
-        import numpy as np
-
-        with self._lock:
-            postings = [self._words.get(word) for word in words] \
-                if self._generation == generation else [None]
-            if None in postings:
-                return None
-            for word in words:
-                self._words.move_to_end(word)
-        found = self._mask(generation, tests)  # (None: the generation changed meanwhile)
-        if found is None:
-            return None
-        mask, rowids = found
-        has = np.zeros(len(rowids), dtype=bool)
-        for word_postings in postings:
-            has |= word_postings.has(slice(None), len(rowids))
-        return int(np.count_nonzero(has if mask is None else has & mask))
-
-    def _mask(self, generation: int, tests: list[Test]) -> tuple[Any, Any] | None:
-        """(the mask of the items passing every test, None for no test; every rowid) at
-        ``generation``, None when a column is not held for it."""
+    def _mask(self, generation: int, tests: list[Test],
+              words: Sequence[str] = ()) -> tuple[Any, Any] | None:
+        """(the mask of the items passing every test and having one of ``words``, None for
+        no test and no word; every rowid) at ``generation``, None when a column or a word's
+        items are not held for it."""
         import numpy as np
 
         keys = [_key(test) for test in tests]
         with self._lock:
             held = self._generation == generation and self._rowids is not None
             columns = [self._columns.get(key) for key in keys] if held else []
+            postings = [self._words.get(word) for word in words] if held else []
             rowids = self._rowids
-            if not held or None in columns:
+            if not held or None in columns or None in postings:
                 return None
             for key in keys:
                 self._columns.move_to_end(key)
-        mask = None
-        for column, test in zip(columns, tests, strict=True):
-            passing = column.mask(test if isinstance(test, TimeTest) else test[1], len(rowids))
-            mask = passing if mask is None else np.logical_and(mask, passing, out=mask)
+            for word in words:
+                self._words.move_to_end(word)
+        masks = [column.mask(test if isinstance(test, TimeTest) else test[1], len(rowids))
+                 for column, test in zip(columns, tests, strict=True)]
+        if postings:  # (any of the words)
+            masks.append(np.logical_or.reduce([p.mask(len(rowids)) for p in postings]))
+        mask = masks[0] if masks else None
+        for passing in masks[1:]:
+            mask = np.logical_and(mask, passing, out=mask)
         return mask, rowids
 
     def wait(self, timeout: float = 60.0) -> None:

@@ -1483,7 +1483,7 @@ class SQLiteStore(IndexStore):
                 return cached[1]
         count = self._columns.count_among(generation, conn.execute(sql, dict(used)).fetchone()[0],
                                           held, words) if sql else \
-            self._columns.count_all(generation, held, words)
+            self._columns.count(generation, held, words)
         if count is not None:
             with self._lock:
                 self._cache[key] = (generation, count)
