@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import math
 import random
@@ -1380,6 +1381,7 @@ def test_a_reopened_store_warms_up_the_columns_it_held_before(mixed, tmp_path, m
     mixed.close()
 
     monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)  # (never read on demand)
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)  # (it reads them again)
     again = open_store(f"sqlite:///{path}")
     try:
         assert sql_counted(again, ok_and_stars) == (expected[ok_and_stars], 1)  # (cold)
@@ -1400,6 +1402,44 @@ def test_a_reopened_store_warms_up_the_columns_it_held_before(mixed, tmp_path, m
         assert sorted(map(str, remembered)) == sorted(map(str, held))  # (as they were)
     finally:
         again.close()
+
+
+def test_what_a_store_held_is_read_again_once_its_writes_are_maintained(mixed, monkeypatch):
+    """Held columns and words describe one generation. Once a crawl's writes are over (their
+    maintenance, a few seconds after the last), what was held is read again in the
+    background: the next counts are the columns' and words' (no SQL count, none slow enough
+    to want them), of the items the writes left, not of those before."""
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)  # (SQL wants them at once)
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)  # (maintained when called)
+    ok_and_stars = And((Prop("ok"), Compare("<=", N, 9)))
+    worded = {"q": ["alpha"], "bbox": (-100, -60, 60, 50)}
+    sql_counted(mixed, ok_and_stars)
+    mixed._columns.want_words(["alpha"])
+    mixed._columns.wait()
+    assert sql_counted(mixed, ok_and_stars)[1] == 0
+    assert any(s.startswith("SELECT group_concat(") for s in traced_count(mixed, **worded)[1])
+
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)  # (never wanted by SQL now)
+    gone = [i for i, item in sorted(mixed.items.items())
+            if item["properties"].get("ok") is True][:5]
+    changed = copy.deepcopy(next(item for i, item in sorted(mixed.items.items())
+                                 if item["properties"].get("ok") is not True))
+    changed["properties"].update(ok=True, stars=0, title="alpha")
+    mixed.apply("gitlab", [update(changed)], gone)
+    left = {i: item for i, item in mixed.items.items() if i not in gone} | {
+        changed["id"]: changed}
+    expected = len([i for i in left.values() if i["properties"].get("ok") is True
+                    and i["properties"]["stars"] <= 9])
+    assert sql_counted(mixed, ok_and_stars) == (expected, 1)  # (held for the old generation)
+    by_sql, statements = traced_count(mixed, **worded)
+    assert not any(s.startswith("SELECT group_concat(") for s in statements)
+
+    mixed.maintain()
+    mixed._columns.wait()
+    assert sql_counted(mixed, ok_and_stars) == (expected, 0)
+    matched, statements = traced_count(mixed, **worded)
+    assert any(s.startswith("SELECT group_concat(") for s in statements)
+    assert matched == by_sql
 
 
 #: a box of every item with one
@@ -1445,14 +1485,18 @@ def test_free_text_of_held_words_counts_among_other_conditions_as_sql_does(
             gone = sorted(mixed.items)[::7]
             mixed.apply("gitlab", [], gone)
             mixed.items = {i: item for i, item in mixed.items.items() if i not in gone}
-        mixed.maintain()  # (words counted from term_docs, as after any write's maintenance)
+        # (words counted from term_docs, as after any write's maintenance, which also reads
+        # again what was held)
+        mixed.maintain()
+        mixed._columns.wait()
         expected = found(mixed, **query)
         assert len(expected) > 2, query
-        monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)  # (any count by SQL: held)
-        matched, statements = traced_count(mixed, **query)
-        assert matched == len(expected)
-        assert not any("group_concat(" in s for s in statements)  # (nothing held yet)
-        mixed._columns.wait()
+        if not write:
+            monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)  # (any SQL count: held)
+            matched, statements = traced_count(mixed, **query)
+            assert matched == len(expected)
+            assert not any("group_concat(" in s for s in statements)  # (nothing held yet)
+            mixed._columns.wait()
         monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)
         matched, statements = traced_count(mixed, **query)
         assert matched == len(expected)
@@ -1544,6 +1588,7 @@ def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypat
         assert not [s for s in statements
                     if s.startswith(("SELECT group_concat(", "SELECT count("))]
     monkeypatch.setattr(sqlite_store, "_WORD_SHARE", 1.0)  # (no word is in every item)
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)  # (it reads them again)
     mixed.apply("gitlab", [], sorted(mixed.items)[:1])  # (a new generation: nothing held)
     assert mixed.warm_up() == (0, 0)
     mixed._columns.wait()

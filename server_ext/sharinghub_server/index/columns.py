@@ -289,6 +289,17 @@ class Columns:
         read at the store's latest generation, as :meth:`want` has columns read."""
         self._start([_word_key(word) for word in words])
 
+    def refresh(self) -> int:
+        """Have the columns and words held read again at the store's latest generation, by
+        the thread that reads them (those held for it already are not read again); how many.
+        Held data describes one generation: after a crawl's writes, without this, each would
+        wait for a slow count by SQL to want it again (at 1,000,000 items, 0.2-0.3 s each)."""
+        with self._lock:
+            keys = list(self._columns) + [_word_key(word) for word in self._words]
+        if keys:
+            self._start(keys)
+        return len(keys)
+
     def close(self) -> None:
         """Read nothing more: a read under way stops between two of its statements (the
         store's close interrupts the one running), the words' many short ones included."""

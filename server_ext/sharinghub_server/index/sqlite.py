@@ -582,16 +582,20 @@ class SQLiteStore(IndexStore):
             if self._closed:
                 return
             with self._using(), self._write() as conn:
-                if not self._maintenance_due(conn):
-                    return
-                if self._info(conn, "fts_unmerged"):
-                    conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
-                conn.execute("DELETE FROM term_docs")
-                conn.execute("INSERT INTO term_docs (term, n) SELECT term, doc FROM items_vocab")
-                conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
-                                 [("fts_unmerged", 0), ("term_docs", 1)])
-                # (so that cached reads see the counts)
-                conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
+                if self._maintenance_due(conn):
+                    if self._info(conn, "fts_unmerged"):
+                        conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
+                    conn.execute("DELETE FROM term_docs")
+                    conn.execute("INSERT INTO term_docs (term, n) "
+                                 "SELECT term, doc FROM items_vocab")
+                    conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
+                                     [("fts_unmerged", 0), ("term_docs", 1)])
+                    # (so that cached reads see the counts)
+                    conn.execute(
+                        "UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
+        # the writes are over (the maintenance waits for them): what was held before them is
+        # read again, in the background, rather than when a slow count next wants it
+        self._columns.refresh()
 
     def _maintenance_due(self, conn: sqlite3.Connection) -> bool:
         return bool(self._info(conn, "fts_unmerged")) or not self._info(conn, "term_docs")
