@@ -1442,6 +1442,47 @@ def test_what_a_store_held_is_read_again_once_its_writes_are_maintained(mixed, m
     assert matched == by_sql
 
 
+@pytest.mark.parametrize("warmed", [True, False])
+def test_a_warmed_up_store_holds_the_most_frequent_words_again_after_writes(
+        tmp_path, monkeypatch, warmed):
+    """A server's warm-up usually comes before its first crawl ends (an empty index then, no
+    words to hold). A store warmed up picks the most frequent words again at each
+    maintenance after writes, and has their items read; one never warmed up (the server's
+    warm-up off) reads none."""
+    monkeypatch.setattr(columns_module, "MAX_WORDS", 3)
+    monkeypatch.setattr(sqlite_store, "MAX_WORDS", 3)
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)  # (maintained when called)
+    store = open_store(f"sqlite:///{tmp_path}/index/catalog.sqlite")
+    try:
+        if warmed:
+            assert store.warm_up() == (0, 0)  # (nothing yet)
+        items = mixed_items(400)
+        store.apply("gitlab", [update(item) for item in items], [])
+        store.maintain()
+        store._columns.wait()
+        counts = dict(store._conn().execute("SELECT term, n FROM term_docs"))
+        frequent = sorted(counts, key=lambda w: (-counts[w], w))
+        assert counts[frequent[3]] < counts[frequent[2]]  # (the 3 most frequent: no tie)
+        generation = store._generation(store._conn())
+        assert all(store._columns.holds(generation, [], [word]) == warmed
+                   for word in frequent[:3])
+        assert not store._columns.holds(generation, [], frequent[3:4])
+
+        # a rarer word held on demand: after the next writes, read again as well, but the
+        # frequent words come first (MAX_WORDS in all)
+        store._columns.want_words([frequent[3]])
+        store._columns.wait()
+        store.apply("gitlab", [update(items[0])], [])  # (the same item: a new generation)
+        store.maintain()
+        store._columns.wait()
+        generation = store._generation(store._conn())
+        assert all(store._columns.holds(generation, [], [word]) == warmed
+                   for word in frequent[:3])
+        assert store._columns.holds(generation, [], frequent[3:4]) == (not warmed)
+    finally:
+        store.close()
+
+
 #: a box of every item with one
 WORLD = (-180, -90, 180, 90)
 #: free text of words with other conditions: (q, bbox, datetime, filter, collections)

@@ -91,7 +91,8 @@ class SharingHub(ExtensionApp):
                              "SQLite index) and the items of the most frequent words, so that "
                              "the first searches after a restart do not wait for them (at "
                              "1,000,000 items, 0.2-0.3 s each; the read: ~5 s in the "
-                             "background); False: read them when a search first needs them")
+                             "background), and the most frequent words again after each "
+                             "crawl's writes; False: read them when a search first needs them")
     mlflow_warmup = Bool(True, config=True,
                          help="load the embedded MLflow server in the background once start-"
                               "up has settled (the first crawl done, or a few seconds after "

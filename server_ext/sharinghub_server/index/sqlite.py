@@ -386,6 +386,7 @@ class SQLiteStore(IndexStore):
         #: tested properties' values, to count conjunctions (which, remembered beside the index)
         file = Path(self.path).expanduser()
         self._columns = Columns(self._read_at, file.with_name(f"{file.name}-columns.json"))
+        self._keep_warm = False  # (the frequent words held after writes: see warm_up)
         self._writing = 0  # apply() calls under way
         self._writes = 0  # write transactions committed (:attr:`writes`)
         #: copies the WAL into the file after writes, on a thread of its own
@@ -560,15 +561,23 @@ class SQLiteStore(IndexStore):
     def warm_up(self) -> tuple[int, int]:
         """The columns held the last time, and the items of the most frequent words (in at
         least ``_WORD_SHARE`` of the items), read on a thread of their own (see
-        :mod:`.columns`); (how many columns, how many words)."""
+        :mod:`.columns`); (how many columns, how many words). From then on, each maintenance
+        after writes picks the most frequent words again: a server's first crawl usually ends
+        after its warm-up, which found no words then."""
         with self._read() as conn:
             held = self._columns.recall(functools.partial(self._name_code, conn))
-            least = max(1, math.ceil(self._total(conn, self._generation(conn)) * _WORD_SHARE))
-            words = [word for word, in conn.execute(
-                "SELECT term FROM term_docs WHERE n >= ? ORDER BY n DESC LIMIT ?",
-                (least, MAX_WORDS)) if _TOKEN.fullmatch(word)]
+            words = self._frequent_words(conn)
+        self._keep_warm = True
         self._columns.want_words(words)
         return held, len(words)
+
+    def _frequent_words(self, conn: sqlite3.Connection) -> list[str]:
+        """The ``MAX_WORDS`` most frequent words in at least ``_WORD_SHARE`` of the items, by
+        the latest maintenance's counts."""
+        least = max(1, math.ceil(self._total(conn, self._generation(conn)) * _WORD_SHARE))
+        return [word for word, in conn.execute(
+            "SELECT term FROM term_docs WHERE n >= ? ORDER BY n DESC LIMIT ?",
+            (least, MAX_WORDS)) if _TOKEN.fullmatch(word)]
 
     # --- maintenance ------------------------------------------------------------------------
 
@@ -581,21 +590,29 @@ class SQLiteStore(IndexStore):
         with self._maintaining:
             if self._closed:
                 return
-            with self._using(), self._write() as conn:
-                if self._maintenance_due(conn):
-                    if self._info(conn, "fts_unmerged"):
-                        conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
-                    conn.execute("DELETE FROM term_docs")
-                    conn.execute("INSERT INTO term_docs (term, n) "
-                                 "SELECT term, doc FROM items_vocab")
-                    conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
-                                     [("fts_unmerged", 0), ("term_docs", 1)])
-                    # (so that cached reads see the counts)
-                    conn.execute(
-                        "UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
+            with self._using():
+                words = self._maintain()
         # the writes are over (the maintenance waits for them): what was held before them is
         # read again, in the background, rather than when a slow count next wants it
-        self._columns.refresh()
+        self._columns.refresh(words)
+
+    def _maintain(self) -> list[str]:
+        """:meth:`maintain`'s transaction; then the most frequent words, when the store keeps
+        them held (see :meth:`warm_up`)."""
+        with self._write() as conn:
+            if self._maintenance_due(conn):
+                if self._info(conn, "fts_unmerged"):
+                    conn.execute("INSERT INTO items_fts (items_fts) VALUES ('optimize')")
+                conn.execute("DELETE FROM term_docs")
+                conn.execute("INSERT INTO term_docs (term, n) SELECT term, doc FROM items_vocab")
+                conn.executemany("INSERT OR REPLACE INTO store_info VALUES (?, ?)",
+                                 [("fts_unmerged", 0), ("term_docs", 1)])
+                # (so that cached reads see the counts)
+                conn.execute("UPDATE store_info SET value = value + 1 WHERE key = 'generation'")
+        if not self._keep_warm:
+            return []
+        with self._read() as conn:
+            return self._frequent_words(conn)
 
     def _maintenance_due(self, conn: sqlite3.Connection) -> bool:
         return bool(self._info(conn, "fts_unmerged")) or not self._info(conn, "term_docs")
