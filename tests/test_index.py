@@ -1599,6 +1599,42 @@ def test_closing_the_store_stops_a_read_of_words_between_its_statements(mixed, m
     assert mixed._columns._builder is None
 
 
+def test_columns_read_again_with_words_are_held_before_the_words_are_read(mixed, monkeypatch):
+    """Columns and words read again together after writes are read in two parts, the
+    columns first: counts of properties use them while the words, much longer to read,
+    are still being read."""
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)  # (never wanted by SQL)
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)
+    ok_and_stars = And((Prop("ok"), Compare("<=", N, 9)))
+    expected = sql_counted(mixed, ok_and_stars)[0]
+    tests = mixed._column_tests(mixed._conn(),
+                                sqlite_store.compile_filter(ok_and_stars, sqlite_store.Binder()))
+    mixed._columns.want(tests)
+    mixed._columns.wait()
+    first = sorted(mixed.items)[0]
+    mixed.apply("gitlab", [update(mixed.items[first])], [])  # (the same: a new generation)
+    assert sql_counted(mixed, ok_and_stars) == (expected, 1)
+
+    reading, release = threading.Event(), threading.Event()
+    read_word = columns_module._read_word
+
+    def slow_word(*args, **kwargs):
+        reading.set()
+        release.wait(30)
+        return read_word(*args, **kwargs)
+
+    monkeypatch.setattr(columns_module, "_read_word", slow_word)
+    mixed._columns.refresh(["alpha"])
+    try:
+        assert reading.wait(30)
+        assert sql_counted(mixed, ok_and_stars) == (expected, 0)  # (the columns, held)
+        assert not mixed._columns.holds(mixed._generation(mixed._conn()), [], ["alpha"])
+    finally:
+        release.set()
+    mixed._columns.wait()
+    assert mixed._columns.holds(mixed._generation(mixed._conn()), tests, ["alpha"])
+
+
 def test_the_warm_up_holds_the_items_of_the_most_frequent_words(mixed, monkeypatch):
     """The warm-up reads the items of the words in at least ``_WORD_SHARE`` of the items (the
     ``MAX_WORDS`` most frequent), so that the first searches of these words with a box

@@ -373,7 +373,13 @@ class Columns:
                     if not self._wanted:
                         return
                     wanted, self._wanted = list(self._wanted), set()
-                self._read(functools.partial(self._read_columns, keys=wanted))
+                # the columns before the words, each part held once read: at 1,000,000 items
+                # the 32 words take ~3 s, while SQL counts a conjunction of properties whose
+                # columns are not held in 0.2-0.3 s, free text with a box in ~0.06
+                for part in ([key for key in wanted if key[0] != "word"],
+                             [key for key in wanted if key[0] == "word"]):
+                    if part:
+                        self._read(functools.partial(self._read_columns, keys=part))
         except Exception as exc:  # (a closed store, an interrupted read): SQL counts
             log.debug("index columns not read: %s", exc)
         finally:
