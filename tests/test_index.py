@@ -1411,6 +1411,7 @@ def test_what_a_store_held_is_read_again_once_its_writes_are_maintained(mixed, m
     to want them), of the items the writes left, not of those before."""
     monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 0.0)  # (SQL wants them at once)
     monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)  # (maintained when called)
+    mixed.maintain()  # (then the fixture's writes' timer, if it fires, finds nothing due)
     ok_and_stars = And((Prop("ok"), Compare("<=", N, 9)))
     worded = {"q": ["alpha"], "bbox": (-100, -60, 60, 50)}
     sql_counted(mixed, ok_and_stars)
@@ -1440,6 +1441,60 @@ def test_what_a_store_held_is_read_again_once_its_writes_are_maintained(mixed, m
     matched, statements = traced_count(mixed, **worded)
     assert any(s.startswith("SELECT group_concat(") for s in statements)
     assert matched == by_sql
+
+
+def test_what_was_held_before_a_newer_generation_held_less_is_read_again(mixed, tmp_path,
+                                                                          monkeypatch):
+    """Mid-crawl, a slow count has one column read at a newer generation, which then holds
+    that one alone: the refresh after the writes reads again every column held recently,
+    and the memory beside the index still names them all."""
+    monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)  # (never wanted by SQL)
+    monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)
+    mixed.maintain()  # (then the fixture's writes' timer, if it fires, finds nothing due)
+    conn = mixed._conn()
+
+    def tests_of(expr):
+        return mixed._column_tests(conn, sqlite_store.compile_filter(expr, sqlite_store.Binder()))
+
+    ok_and_stars = tests_of(And((Prop("ok"), Compare("<=", N, 9))))
+    stars_and_score = tests_of(And((Compare(">=", N, 5), Compare("<", S, 30))))
+    mixed._columns.want(ok_and_stars)
+    mixed._columns.wait()
+    first = sorted(mixed.items)[0]
+    mixed.apply("gitlab", [update(mixed.items[first])], [])  # (a new generation)
+    mixed._columns.want(stars_and_score[1:])  # (the score alone, as a slow count would)
+    mixed._columns.wait()
+    generation = mixed._generation(conn)
+    assert mixed._columns.holds(generation, stars_and_score[1:])
+    assert not mixed._columns.holds(generation, ok_and_stars)
+    memory = tmp_path / "index" / "catalog.sqlite-columns.json"
+    remembered = sorted(map(str, [
+        ["ok", KIND_BOOLEAN], ["stars", KIND_NUMBER], ["score", KIND_NUMBER]]))
+    assert sorted(map(str, json.loads(memory.read_text())["held"])) == remembered
+
+    mixed.apply("gitlab", [update(mixed.items[first])], [])
+    mixed.maintain()
+    mixed._columns.wait()
+    assert mixed._columns.holds(mixed._generation(conn), ok_and_stars + stars_and_score)
+    assert sorted(map(str, json.loads(memory.read_text())["held"])) == remembered
+
+
+def test_words_wanted_together_are_read_in_order_up_to_max_words(mixed, monkeypatch):
+    """Words wanted together are read in the order wanted, ``MAX_WORDS`` of them: a refresh
+    gives the most frequent first, and reads no word it would then drop."""
+    monkeypatch.setattr(columns_module, "MAX_WORDS", 3)
+    read, read_word = [], columns_module._read_word
+
+    def reading(conn, word, *args):
+        read.append(word)
+        return read_word(conn, word, *args)
+
+    monkeypatch.setattr(columns_module, "_read_word", reading)
+    mixed._columns.want_words(["urban", "alpha", "river", "delta", "flood"])
+    mixed._columns.wait()
+    assert read == ["urban", "alpha", "river"]
+    generation = mixed._generation(mixed._conn())
+    assert mixed._columns.holds(generation, [], ["urban", "alpha", "river"])
 
 
 @pytest.mark.parametrize("warmed", [True, False])
@@ -1605,6 +1660,7 @@ def test_columns_read_again_with_words_are_held_before_the_words_are_read(mixed,
     are still being read."""
     monkeypatch.setattr(sqlite_store, "_COLUMNS_AFTER", 3600.0)  # (never wanted by SQL)
     monkeypatch.setattr(sqlite_store, "_MAINTENANCE_DELAY", 3600.0)
+    mixed.maintain()  # (then the fixture's writes' timer, if it fires, finds nothing due)
     ok_and_stars = And((Prop("ok"), Compare("<=", N, 9)))
     expected = sql_counted(mixed, ok_and_stars)[0]
     tests = mixed._column_tests(mixed._conn(),

@@ -175,7 +175,12 @@ class Columns:
         self._rowids: Any = None  # every items.rowid, ascending (a position is an index here)
         self._columns: OrderedDict[tuple[int, int], _Column | _Times] = OrderedDict()
         self._words: OrderedDict[str, _Postings] = OrderedDict()
-        self._wanted: set[tuple[Any, Any]] = set()
+        #: the columns and words held most recently (least recently used first), whatever
+        #: their generation: what :meth:`refresh` reads again, and the memory file names (a
+        #: newer generation's first read, of one column, holds only that one)
+        self._recent_columns: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self._recent_words: OrderedDict[str, None] = OrderedDict()
+        self._wanted: dict[tuple[Any, Any], None] = {}  # (in the order wanted)
         self._builder: threading.Thread | None = None
         self._closed = threading.Event()  # (the store's close: nothing more is read)
 
@@ -257,8 +262,10 @@ class Columns:
                 return None
             for key in keys:
                 self._columns.move_to_end(key)
+                _touch(self._recent_columns, key, _MAX_COLUMNS)
             for word in words:
                 self._words.move_to_end(word)
+                _touch(self._recent_words, word, MAX_WORDS)
         masks = [column.mask(test if isinstance(test, TimeTest) else test[1], len(rowids))
                  for column, test in zip(columns, tests, strict=True)]
         if postings:  # (any of the words)
@@ -296,8 +303,8 @@ class Columns:
         Held data describes one generation: after a crawl's writes, without this, each would
         wait for a slow count by SQL to want it again (at 1,000,000 items, 0.2-0.3 s each)."""
         with self._lock:
-            columns = list(self._columns)
-            words = list(dict.fromkeys([*words, *self._words]))[:MAX_WORDS]
+            columns = list(self._recent_columns)
+            words = list(dict.fromkeys([*words, *reversed(self._recent_words)]))[:MAX_WORDS]
         keys = columns + [_word_key(word) for word in words]
         if keys:
             self._start(keys)
@@ -315,7 +322,7 @@ class Columns:
         with self._lock:
             if self._closed.is_set():
                 return
-            self._wanted.update(keys)
+            self._wanted.update(dict.fromkeys(keys))
             if self._builder is None:
                 self._builder = threading.Thread(target=self._build, name="sharinghub-columns",
                                                  daemon=True)
@@ -371,21 +378,25 @@ class Columns:
             while True:
                 with self._lock:
                     if not self._wanted:
+                        # (ended in the lock: a key wanted from now on starts another thread)
+                        self._builder = None
                         return
-                    wanted, self._wanted = list(self._wanted), set()
+                    wanted, self._wanted = list(self._wanted), {}
                 # the columns before the words, each part held once read: at 1,000,000 items
                 # the 32 words take ~3 s, while SQL counts a conjunction of properties whose
-                # columns are not held in 0.2-0.3 s, free text with a box in ~0.06
+                # columns are not held in 0.2-0.3 s, free text with a box in ~0.06; the words
+                # first wanted first, ``MAX_WORDS`` of them (the rest: wanted again by SQL)
                 for part in ([key for key in wanted if key[0] != "word"],
-                             [key for key in wanted if key[0] == "word"]):
+                             [key for key in wanted if key[0] == "word"][:MAX_WORDS]):
                     if part:
                         self._read(functools.partial(self._read_columns, keys=part))
         except Exception as exc:  # (a closed store, an interrupted read): SQL counts
             log.debug("index columns not read: %s", exc)
         finally:
             with self._lock:
-                self._builder = None
-                self._wanted.clear()
+                if self._builder is threading.current_thread():  # (ended by an error)
+                    self._builder = None
+                    self._wanted.clear()
 
     def _read_columns(self, conn: sqlite3.Connection, generation: int,
                       keys: list[tuple[Any, Any]]) -> None:
@@ -441,9 +452,21 @@ class Columns:
             self._words.update(words)
             while len(self._words) > MAX_WORDS:
                 self._words.popitem(last=False)
-            held = list(self._columns)
+            for key in read:
+                _touch(self._recent_columns, key, _MAX_COLUMNS)
+            for word in words:
+                _touch(self._recent_words, word, MAX_WORDS)
+            held = list(self._recent_columns)
         if read:  # (words alone: the columns remembered stay as they were)
             self._remember(held)
+
+
+def _touch(recent: OrderedDict[Any, None], key: Any, most: int) -> None:
+    """``key`` used last in ``recent``, which keeps the ``most`` used last."""
+    recent[key] = None
+    recent.move_to_end(key)
+    while len(recent) > most:
+        recent.popitem(last=False)
 
 
 def _read_word(conn: sqlite3.Connection, word: str, rowids: Any,

@@ -592,9 +592,11 @@ class SQLiteStore(IndexStore):
                 return
             with self._using():
                 words = self._maintain()
-        # the writes are over (the maintenance waits for them): what was held before them is
-        # read again, in the background, rather than when a slow count next wants it
-        self._columns.refresh(words)
+        # after writes (the scheduled maintenance comes once they pause), what was held before
+        # them is read again in the background, rather than when a slow count next wants it;
+        # not while more are queued (the next write would make it stale: its maintenance will)
+        if not self._queue.busy():
+            self._columns.refresh(words)
 
     def _maintain(self) -> list[str]:
         """:meth:`maintain`'s transaction; then the most frequent words, when the store keeps
