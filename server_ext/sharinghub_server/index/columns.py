@@ -296,19 +296,17 @@ class Columns:
         read at the store's latest generation, as :meth:`want` has columns read."""
         self._start([_word_key(word) for word in words])
 
-    def refresh(self, words: Sequence[str] = ()) -> int:
+    def refresh(self, words: Sequence[str] = ()) -> None:
         """Have the columns and words held read again at the store's latest generation, by
         the thread that reads them (those held for it already are not read again), with
-        ``words`` first among the words (``MAX_WORDS`` in all); how many.
+        ``words`` first among the words (``MAX_WORDS`` in all).
         Held data describes one generation: after a crawl's writes, without this, each would
         wait for a slow count by SQL to want it again (at 1,000,000 items, 0.2-0.3 s each)."""
         with self._lock:
             columns = list(self._recent_columns)
             words = list(dict.fromkeys([*words, *reversed(self._recent_words)]))[:MAX_WORDS]
-        keys = columns + [_word_key(word) for word in words]
-        if keys:
+        if keys := columns + [_word_key(word) for word in words]:
             self._start(keys)
-        return len(keys)
 
     def close(self) -> None:
         """Read nothing more: a read under way stops between two of its statements (the

@@ -1495,24 +1495,20 @@ class SQLiteStore(IndexStore):
         if not self._columns.holds(generation, held, words):
             return None
         sql, used = (self._held_listing(conn, generation, where, rest, params) if rest
-                     else ("", ()))
+                     else ("", ()))  # (every condition held: counted among every item)
         if sql is None:
             return None
-        key = ("held", sql, used, tuple(words), tuple(_test_key(test) for test in held))
-        with self._lock:  # (remembered as counts by SQL are: the pages that follow ask again)
-            cached = self._cache.get(key)
-            if cached is not None and cached[0] == generation:
-                self._cache.move_to_end(key)
-                return cached[1]
-        count = self._columns.count_among(generation, conn.execute(sql, dict(used)).fetchone()[0],
-                                          held, words) if sql else \
-            self._columns.count(generation, held, words)
-        if count is not None:
-            with self._lock:
-                self._cache[key] = (generation, count)
-                while len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return count
+
+        def count() -> int | None:
+            if not sql:
+                return self._columns.count(generation, held, words)
+            found = conn.execute(sql, dict(used)).fetchone()[0]
+            return self._columns.count_among(generation, found, held, words)
+
+        # (remembered as counts by SQL are: the pages that follow ask again)
+        return self._remembered(
+            ("held", sql, used, tuple(words), tuple(_test_key(test) for test in held)),
+            generation, count)
 
     def _held_listing(self, conn: sqlite3.Connection, generation: int, where: list[Cond],
                       rest: list[Cond], params: dict) -> tuple[str | None, tuple]:
@@ -1734,18 +1730,25 @@ class SQLiteStore(IndexStore):
         ``rows``: a list of up to ``_COLLECT_MAX`` rows, kept in a smaller cache."""
         used = {name: params[name] for name in _PARAM.findall(sql) if name in params}
         key = (sql, tuple(sorted(used.items(), key=lambda kv: kv[0])))
+        return self._remembered(key, generation, lambda: read(conn.execute(sql, used)), rows)
+
+    def _remembered(self, key: tuple, generation: int, compute: Callable[[], Any],
+                    rows: bool = False) -> Any:
+        """``compute()``, remembered under ``key`` until the next write (None is not: it is
+        computed again). ``rows``: in the smaller cache, of lists of rows."""
         cache, size = (self._rows, _ROWS_CACHE_SIZE) if rows else (self._cache, _CACHE_SIZE)
         with self._lock:
             cached = cache.get(key)
             if cached is not None and cached[0] == generation:
                 cache.move_to_end(key)
                 return cached[1]
-        value = read(conn.execute(sql, used))
-        with self._lock:
-            cache[key] = (generation, value)
-            cache.move_to_end(key)
-            while len(cache) > size:
-                cache.popitem(last=False)
+        value = compute()
+        if value is not None:
+            with self._lock:
+                cache[key] = (generation, value)
+                cache.move_to_end(key)
+                while len(cache) > size:
+                    cache.popitem(last=False)
         return value
 
     def _where(self, conn: sqlite3.Connection, generation: int, query: Query, binder: Binder,
